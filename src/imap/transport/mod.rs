@@ -1,0 +1,84 @@
+//! Byte-stream transports under the IMAP session: TCP, TLS, tunnels, ssh, compression.
+//!
+//! Everything here yields a [`Transport`]: a boxed async byte stream plus an optional
+//! close hook (for resources such as an ssh ControlMaster that must be shut down cleanly).
+//! The IMAP session ([`crate::imap::session`]) speaks over it and never looks inside.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Any bidirectional async byte stream.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A boxed byte stream.
+pub type BoxStream = Box<dyn Io>;
+
+/// A future run when a transport is closed.
+pub type CloseFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A connected byte stream and what must be done when it is closed.
+pub struct Transport {
+    /// The stream the IMAP session reads and writes.
+    pub stream: BoxStream,
+    /// Run once at close (after LOGOUT), e.g. to close an ssh master connection.
+    pub on_close: Option<Box<dyn FnOnce() -> CloseFuture + Send>>,
+    /// Whether bytes travel over a network the user does not control (false for loopback
+    /// TCP and local tunnels); decides the default for compression and plaintext LOGIN.
+    pub remote_network: bool,
+    /// Whether the stream is encrypted (TLS, or ssh).
+    pub encrypted: bool,
+}
+
+/// Minimum TLS protocol version accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsVersion {
+    /// TLS 1.2 (the default).
+    #[default]
+    Tls12,
+    /// TLS 1.3.
+    Tls13,
+}
+
+/// How the server's certificate is checked.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    /// A PEM file of CA certificates to trust instead of the system store (`sslcacertfile`).
+    pub ca_file: Option<PathBuf>,
+    /// SHA-256 fingerprints (hex, colons optional) of the certificate or of its public key
+    /// (SubjectPublicKeyInfo). When non-empty, a match on any of them is required and
+    /// sufficient: CA and host name checks are then skipped (`cert_fingerprint`).
+    pub fingerprints: Vec<String>,
+    /// Minimum protocol version (`tls_level`).
+    pub min_version: TlsVersion,
+}
+
+/// An ssh connection to run a remote PREAUTH IMAP command over.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    /// Host name or alias from ~/.ssh/config.
+    pub host: String,
+    /// Remote user, if not the ssh default.
+    pub user: Option<String>,
+    /// Port, if not the ssh default.
+    pub port: Option<u16>,
+    /// Identity file, if not the ssh default.
+    pub identity: Option<PathBuf>,
+    /// Extra `-o` options, e.g. `StrictHostKeyChecking=no`, `UserKnownHostsFile=...`.
+    pub options: Vec<String>,
+    /// The remote command, e.g. `/usr/lib/dovecot/imap`.
+    pub command: String,
+}
+
+pub mod compress;
+pub mod ssh;
+pub mod tcp;
+pub mod tls;
+pub mod tunnel;
+
+pub use compress::DeflateStream;
+
+/// Default time allowed to establish a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

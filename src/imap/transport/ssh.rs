@@ -1,0 +1,1 @@
+//! A remote IMAP command over ssh (openssh crate, ControlMaster shared per host).

@@ -1,0 +1,1 @@
+//! A shell command whose stdin/stdout speak IMAP (`preauthtunnel`, `transporttunnel`).
