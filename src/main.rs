@@ -1,3 +1,6 @@
+//! The `twinbox` command.
+
 fn main() {
-    println!("twinbox");
+    let args: twinbox::cli::Args = argh::from_env();
+    std::process::exit(twinbox::cli::run(args));
 }

@@ -2,4 +2,14 @@
 //!
 //! It knows nothing of syncing; the store layer builds on it.
 
+pub mod commands;
+pub mod error;
+pub mod session;
 pub mod transport;
+pub mod types;
+pub mod utf7;
+pub mod wire;
+
+pub use error::ImapError;
+pub use session::{ConnectOptions, Endpoint, Password, Security, Session};
+pub use types::{Capabilities, FetchedMessage, InternalDate, ListedMailbox, MailboxStatus};

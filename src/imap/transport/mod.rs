@@ -78,7 +78,5 @@ pub mod tcp;
 pub mod tls;
 pub mod tunnel;
 
-pub use compress::DeflateStream;
-
 /// Default time allowed to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -1,0 +1,98 @@
+//! Command line: offlineimap's flags for the sync, plus subcommands.
+
+use argh::FromArgs;
+
+pub mod logging;
+pub mod password;
+pub mod probe;
+
+/// twinbox: keeps two mail stores identical in both directions.
+#[derive(FromArgs, Debug)]
+pub struct Args {
+    /// configuration file (default ~/.config/twinbox/config, then ~/.twinboxrc)
+    #[argh(option, short = 'c')]
+    pub config: Option<String>,
+    /// accounts to sync, comma-separated (default: [general] accounts)
+    #[argh(option, short = 'a')]
+    pub accounts: Option<String>,
+    /// folders to sync, comma-separated remote names (default: all)
+    #[argh(option, short = 'f')]
+    pub folders: Option<String>,
+    /// run once, ignoring autorefresh
+    #[argh(switch, short = 'o')]
+    pub once: bool,
+    /// quick sync: skip reading remote flag changes where that costs a full listing
+    #[argh(switch, short = 'q')]
+    pub quick: bool,
+    /// single connection, single account at a time
+    #[argh(switch, short = '1')]
+    pub single: bool,
+    /// override a configuration option: [SECTION:]OPTION=VALUE (repeatable)
+    #[argh(option, short = 'k')]
+    pub override_: Vec<String>,
+    /// user interface: quiet, basic, ttyui, machineui
+    #[argh(option, short = 'u')]
+    pub ui: Option<String>,
+    /// log to this file
+    #[argh(option, short = 'l')]
+    pub logfile: Option<String>,
+    /// debug output for: imap, maildir, sync, thread, ALL (comma-separated)
+    #[argh(option, short = 'd')]
+    pub debug: Option<String>,
+    /// list every action that would be taken and change nothing
+    #[argh(switch)]
+    pub dry_run: bool,
+    /// print repositories, connection details, capabilities and folders, then exit
+    #[argh(switch)]
+    pub info: bool,
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+    #[argh(subcommand)]
+    /// a subcommand instead of a sync
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    /// Connect to a server and print its capabilities and mailboxes.
+    Probe(probe::ProbeArgs),
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run(args: Args) -> i32 {
+    if args.version {
+        println!("twinbox {}", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    if let Err(e) = logging::init(args.debug.as_deref(), args.logfile.as_deref()) {
+        eprintln!("twinbox: {e:#}");
+        return 2;
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("twinbox: cannot start the runtime: {e}");
+            return 2;
+        }
+    };
+    match args.command {
+        Some(Command::Probe(p)) => match rt.block_on(probe::run(p)) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("twinbox probe: {e:#}");
+                2
+            }
+        },
+        None => {
+            eprintln!("twinbox: nothing to do yet (try `twinbox probe --help`)");
+            2
+        }
+    }
+}
