@@ -5,5 +5,8 @@
 //! - [`testbed`]: private dovecot instances for the demo, the tests and the benchmarks.
 
 pub mod cli;
+pub mod fault;
 pub mod imap;
+pub mod state;
+pub mod sync;
 pub mod testbed;
