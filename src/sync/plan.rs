@@ -75,12 +75,24 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
+    /// The key messages are grouped by when re-matching: the Message-ID hash when there is
+    /// one, else the date.
+    pub fn key(&self) -> (i64, i64) {
+        if self.msgid != 0 {
+            (self.msgid, 0)
+        } else {
+            (0, self.date)
+        }
+    }
+
     /// Whether two fingerprints designate the same message. A message we appended keeps
     /// its Message-ID and date; its size may change on servers that rewrite messages, so
     /// size counts only when there is no Message-ID.
     pub fn matches(&self, other: &Fingerprint) -> bool {
         if self.msgid != 0 || other.msgid != 0 {
-            self.msgid == other.msgid && self.date == other.date
+            // A server may not keep the INTERNALDATE we asked for, or may rewrite the
+            // message: the Message-ID plus either of them identifies it.
+            self.msgid == other.msgid && (self.date == other.date || self.size == other.size)
         } else {
             self.size == other.size && self.date == other.date
         }
@@ -283,10 +295,7 @@ pub fn plan(records: &[Record], changes: &[SideChanges; 2], policy: &Policy) -> 
         let mut waiting: HashMap<(i64, i64), Vec<usize>> = HashMap::new();
         for (idx, r) in records.iter().enumerate() {
             if r.uid[s].is_none() {
-                waiting
-                    .entry((r.fp.msgid, r.fp.date))
-                    .or_default()
-                    .push(idx);
+                waiting.entry(r.fp.key()).or_default().push(idx);
             }
         }
         for v in waiting.values_mut() {
@@ -296,7 +305,7 @@ pub fn plan(records: &[Record], changes: &[SideChanges; 2], policy: &Policy) -> 
             ch.new.iter().filter(|m| !known.contains(&m.uid)).collect();
         news.sort_by_key(|m| m.uid);
         for m in news {
-            let key = (m.fp.msgid, m.fp.date);
+            let key = m.fp.key();
             let found = waiting.get_mut(&key).and_then(|v| {
                 let pos = v.iter().position(|&i| {
                     let r = &records[i];
