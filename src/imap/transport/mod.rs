@@ -32,6 +32,43 @@ pub struct Transport {
     pub encrypted: bool,
 }
 
+impl Transport {
+    /// A transport over `stream` with no close hook.
+    pub fn new(stream: BoxStream, remote_network: bool, encrypted: bool) -> Self {
+        Transport {
+            stream,
+            on_close: None,
+            remote_network,
+            encrypted,
+        }
+    }
+
+    /// Drops the stream (the peer sees EOF), then runs the close hook, if any.
+    ///
+    /// Call it after LOGOUT. Dropping a `Transport` without calling this still releases
+    /// everything, but less gracefully (a tunnel child is killed at once, an ssh master is
+    /// closed from a background task).
+    pub async fn close(self) {
+        let Transport {
+            stream, on_close, ..
+        } = self;
+        drop(stream);
+        if let Some(hook) = on_close {
+            hook().await;
+        }
+    }
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("on_close", &self.on_close.is_some())
+            .field("remote_network", &self.remote_network)
+            .field("encrypted", &self.encrypted)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Minimum TLS protocol version accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TlsVersion {
@@ -73,12 +110,15 @@ pub struct SshOptions {
 }
 
 pub mod compress;
+pub mod counting;
 pub mod ssh;
 pub mod tcp;
 pub mod tls;
 pub mod tunnel;
+mod tunnel_io;
 
-pub use compress::DeflateStream;
+pub use compress::{CompressStats, DeflateStream};
+pub use counting::{ByteCounters, CountingStream};
 
 /// Default time allowed to establish a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
