@@ -3,6 +3,12 @@
 //! Everything here yields a [`Transport`]: a boxed async byte stream plus an optional
 //! close hook (for resources such as an ssh ControlMaster that must be shut down cleanly).
 //! The IMAP session ([`crate::imap::session`]) speaks over it and never looks inside.
+//!
+//! Layers stack on the stream: [`tcp::connect`] or [`tls::connect`] (imaps), [`tls::wrap`]
+//! after STARTTLS, [`compress::compress`] after COMPRESS=DEFLATE, and a [`CountingStream`]
+//! wherever bytes should be counted (below compression for bytes on the wire).
+//! [`tunnel::spawn`] and [`ssh::connect`] give a PREAUTH stream instead. Close with
+//! [`Transport::close`] after LOGOUT.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,7 +75,7 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-/// Minimum TLS protocol version accepted.
+/// Minimum TLS protocol version accepted (`tls_level`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TlsVersion {
     /// TLS 1.2 (the default).
@@ -82,17 +88,19 @@ pub enum TlsVersion {
 /// How the server's certificate is checked.
 #[derive(Debug, Clone, Default)]
 pub struct TlsOptions {
-    /// A PEM file of CA certificates to trust instead of the system store (`sslcacertfile`).
+    /// A PEM file of CA certificates to trust *instead of* the system store
+    /// (`sslcacertfile`): a private CA's users expect only it to vouch for their server.
     pub ca_file: Option<PathBuf>,
-    /// SHA-256 fingerprints (hex, colons optional) of the certificate or of its public key
-    /// (SubjectPublicKeyInfo). When non-empty, a match on any of them is required and
-    /// sufficient: CA and host name checks are then skipped (`cert_fingerprint`).
+    /// SHA-256 fingerprints (hex, case-insensitive, colons optional, optional `sha256:`
+    /// prefix) of the server's certificate or of its public key (DER SubjectPublicKeyInfo).
+    /// When non-empty, a match on any of them is required and sufficient: CA and host name
+    /// checks are then skipped (`cert_fingerprint`; how users accept a self-signed cert).
     pub fingerprints: Vec<String>,
     /// Minimum protocol version (`tls_level`).
     pub min_version: TlsVersion,
 }
 
-/// An ssh connection to run a remote PREAUTH IMAP command over.
+/// An ssh connection to run a remote PREAUTH IMAP command over (see [`ssh::connect`]).
 #[derive(Debug, Clone)]
 pub struct SshOptions {
     /// Host name or alias from ~/.ssh/config.
@@ -103,9 +111,15 @@ pub struct SshOptions {
     pub port: Option<u16>,
     /// Identity file, if not the ssh default.
     pub identity: Option<PathBuf>,
-    /// Extra `-o` options, e.g. `StrictHostKeyChecking=no`, `UserKnownHostsFile=...`.
+    /// Extra `-o` options (`Key=Value`), e.g. `StrictHostKeyChecking=accept-new`,
+    /// `UserKnownHostsFile=...`. Those the openssh crate's builder has a setter for are
+    /// mapped to it; the rest go into a generated ssh_config that includes the usual ones.
+    /// `ControlMaster`/`ControlPath`/`ControlPersist`/`BatchMode` are managed by twinbox and
+    /// ignored. Unless set here, `StrictHostKeyChecking` comes from ssh_config (`ask` counts
+    /// as strict: there is no terminal to ask on).
     pub options: Vec<String>,
-    /// The remote command, e.g. `/usr/lib/dovecot/imap`.
+    /// The remote command line, given to the remote shell as is, e.g.
+    /// `/usr/lib/dovecot/imap` (it must speak IMAP on stdin/stdout, normally PREAUTH).
     pub command: String,
 }
 

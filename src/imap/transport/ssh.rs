@@ -690,6 +690,20 @@ mod tests {
         assert!(msg.contains("imapd: no such file"), "{msg}");
         bad.close().await;
         assert_eq!(live_masters(), 0);
+
+        // Without StrictHostKeyChecking in -o, ssh_config's default (ask) applies, which is
+        // strict here: an unknown host key is refused.
+        let mut strict = sshd.options("cat");
+        strict
+            .options
+            .retain(|o| !o.starts_with("StrictHostKeyChecking"));
+        strict.options[0] = format!(
+            "UserKnownHostsFile={}",
+            sshd.dir.path().join("empty_known_hosts").display()
+        );
+        let err = connect(&strict).await.unwrap_err().to_string();
+        assert!(err.contains("Host key verification failed"), "{err}");
+        assert_eq!(live_masters(), 0);
     }
 
     #[tokio::test]

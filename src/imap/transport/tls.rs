@@ -670,9 +670,13 @@ mod tests {
         ];
         for pin in forms {
             // Pinning also skips the host name check: 127.0.0.1 is not in the cert.
-            let mut t = try_connect(&p.self_signed, "127.0.0.1", pinned(std::slice::from_ref(&pin)))
-                .await
-                .unwrap_or_else(|e| panic!("pin {pin}: {e}"));
+            let mut t = try_connect(
+                &p.self_signed,
+                "127.0.0.1",
+                pinned(std::slice::from_ref(&pin)),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("pin {pin}: {e}"));
             echo(&mut t).await;
         }
         // Any one of several pins suffices.

@@ -1,6 +1,8 @@
 //! A shell command whose stdin/stdout speak IMAP (`preauthtunnel`, `transporttunnel`).
 //!
-//! The command runs under `/bin/sh -c` in its own process group. Its stderr goes to the
+//! The command runs under `/bin/sh -c` in its own process group (so a terminal's Ctrl-C
+//! reaches twinbox alone, which can then log out cleanly, and closing can kill whatever the
+//! command started). Its stderr goes to the
 //! log (target `twinbox::tunnel`), never into the protocol. A tunnel is as safe as its
 //! command: the transport reports `encrypted = false` and `remote_network = false`, since
 //! twinbox cannot know what the command does (`ssh host imapd` is encrypted, `nc host 143`
