@@ -405,7 +405,9 @@ impl Session {
             );
             self.ahead.clear();
         }
-        let stream = transport::tls::wrap(stream, host, tls).await?;
+        let stream = tokio::time::timeout(self.wire.timeout, transport::tls::wrap(stream, host, tls))
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out in the TLS handshake after STARTTLS"))??;
         self.wire.put_stream(stream);
         self.encrypted = true;
         // Capabilities from before TLS must not be trusted.
