@@ -8,5 +8,6 @@ pub mod cli;
 pub mod fault;
 pub mod imap;
 pub mod state;
+pub mod store;
 pub mod sync;
 pub mod testbed;

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use argh::FromArgs;
 
+use crate::imap::session::Compression;
 use crate::imap::transport::TlsOptions;
 use crate::imap::{ConnectOptions, Endpoint, Security, Session};
 
@@ -41,9 +42,9 @@ pub struct ProbeArgs {
     /// SHA-256 fingerprint of the server certificate or its public key (repeatable)
     #[argh(option)]
     pub fingerprint: Vec<String>,
-    /// do not use COMPRESS=DEFLATE
-    #[argh(switch)]
-    pub no_compress: bool,
+    /// COMPRESS=DEFLATE: auto (default: only across a network), yes, no
+    #[argh(option, default = "String::from(\"auto\")")]
+    pub compress: String,
     /// allow a password over an unencrypted connection to a non-loopback host
     #[argh(switch)]
     pub allow_plaintext: bool,
@@ -80,7 +81,12 @@ pub async fn run(a: ProbeArgs) -> anyhow::Result<()> {
         fingerprints: a.fingerprint.clone(),
         ..Default::default()
     };
-    opts.compress = !a.no_compress;
+    opts.compress = match a.compress.to_ascii_lowercase().as_str() {
+        "auto" => Compression::Auto,
+        "yes" | "on" | "true" => Compression::Always,
+        "no" | "off" | "false" => Compression::Never,
+        other => anyhow::bail!("--compress: expected auto, yes or no, got {other:?}"),
+    };
     opts.allow_plaintext_login = a.allow_plaintext;
     opts.timeout = Duration::from_secs(30);
     opts.label = "probe".into();

@@ -532,7 +532,7 @@ impl Session {
         items: FetchItems,
         changed_since: Option<u64>,
         vanished: bool,
-        sink: &mut dyn FnMut(FetchedMessage) -> Result<(), ImapError>,
+        sink: &mut (dyn FnMut(FetchedMessage) -> Result<(), ImapError> + Send),
     ) -> Result<Vec<UidRange>, ImapError> {
         let mut names = vec![MessageDataItemName::Uid];
         if items.flags {
@@ -923,6 +923,25 @@ impl Session {
         self.queue_raw(b"DONE\r\n");
         self.finish(p, &mut |_| Ok(())).await?.ok("IDLE")?;
         Ok(event)
+    }
+}
+
+impl Session {
+    /// `UID SEARCH <criteria>` with criteria as IMAP text (e.g. `DELETED`), ascending.
+    pub async fn uid_search_raw(&mut self, criteria: &str) -> Result<Vec<u32>, ImapError> {
+        let p = self.raw_command("UID SEARCH", &format!("UID SEARCH {criteria}"));
+        let mut out = Vec::new();
+        self.finish(p, &mut |u| {
+            if let Untagged::Data(Data::Search(v, ..)) = u {
+                out.extend(v.iter().map(|n| n.get()));
+            }
+            Ok(())
+        })
+        .await?
+        .ok("UID SEARCH")?;
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 }
 

@@ -56,6 +56,18 @@ pub enum Security {
     StartTls,
 }
 
+/// When to use COMPRESS=DEFLATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// When offered and the connection crosses a network (not loopback, not a local tunnel).
+    #[default]
+    Auto,
+    /// Whenever offered.
+    Always,
+    /// Never.
+    Never,
+}
+
 /// Where and how to connect.
 #[derive(Debug, Clone)]
 pub enum Endpoint {
@@ -93,8 +105,8 @@ pub struct ConnectOptions {
     pub password: Option<Password>,
     /// SASL mechanisms in order of preference; `LOGIN` means the IMAP LOGIN command.
     pub auth_mechanisms: Vec<String>,
-    /// Use COMPRESS=DEFLATE when offered.
-    pub compress: bool,
+    /// When to use COMPRESS=DEFLATE.
+    pub compress: Compression,
     /// Allow sending a password without TLS to a host that is not on loopback.
     pub allow_plaintext_login: bool,
     /// Time allowed for connecting and for each read or write.
@@ -127,7 +139,7 @@ impl ConnectOptions {
             user: None,
             password: None,
             auth_mechanisms: vec!["PLAIN".into(), "LOGIN".into()],
-            compress: true,
+            compress: Compression::Auto,
             allow_plaintext_login: false,
             timeout: Duration::from_secs(120),
             max_message_size: 256 * 1024 * 1024,
@@ -342,7 +354,12 @@ impl Session {
         for c in &opts.disabled_capabilities {
             self.caps.remove(c);
         }
-        if opts.compress && self.caps.has("COMPRESS=DEFLATE") && !self.compressed {
+        let want = match opts.compress {
+            Compression::Always => true,
+            Compression::Auto => remote_network,
+            Compression::Never => false,
+        };
+        if want && self.caps.has("COMPRESS=DEFLATE") && !self.compressed {
             self.start_compression().await?;
         }
         self.enable_extensions(opts.send_id).await?;
@@ -405,9 +422,10 @@ impl Session {
             );
             self.ahead.clear();
         }
-        let stream = tokio::time::timeout(self.wire.timeout, transport::tls::wrap(stream, host, tls))
-            .await
-            .map_err(|_| anyhow::anyhow!("timed out in the TLS handshake after STARTTLS"))??;
+        let stream =
+            tokio::time::timeout(self.wire.timeout, transport::tls::wrap(stream, host, tls))
+                .await
+                .map_err(|_| anyhow::anyhow!("timed out in the TLS handshake after STARTTLS"))??;
         self.wire.put_stream(stream);
         self.encrypted = true;
         // Capabilities from before TLS must not be trusted.
@@ -743,7 +761,7 @@ impl Session {
     pub async fn finish(
         &mut self,
         p: Pending,
-        sink: &mut dyn FnMut(Untagged) -> Result<(), ImapError>,
+        sink: &mut (dyn FnMut(Untagged) -> Result<(), ImapError> + Send),
     ) -> Result<Completion, ImapError> {
         self.wire.flush().await?;
         loop {

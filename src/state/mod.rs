@@ -165,6 +165,15 @@ impl StateDb {
             .ok_or_else(|| anyhow::anyhow!("state: mailbox {name} vanished"))
     }
 
+    /// Ids of mailbox pairs with copies still pending (they must be opened even if unchanged).
+    pub fn mailboxes_with_pending(&self) -> anyhow::Result<std::collections::HashSet<i64>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT DISTINCT mailbox FROM message WHERE l_uid IS NULL OR r_uid IS NULL",
+        )?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// The records of a mailbox pair.
     pub fn records(&self, mailbox: i64) -> anyhow::Result<Vec<Record>> {
         let mut st = self.conn.prepare_cached(
@@ -274,6 +283,7 @@ impl Writer<'_> {
 
     /// Records the intent to copy a message to the other side (before the APPEND): a new
     /// record, or an existing one re-armed. Returns the record id.
+    #[allow(clippy::too_many_arguments)]
     pub fn pending_copy(
         &self,
         mailbox: i64,

@@ -1,0 +1,507 @@
+//! The IMAP store: picks the cheapest way to learn changes from what the server offers
+//! (QRESYNC, CONDSTORE, or a full listing as offlineimap does).
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use imap_types::flag::StoreType;
+
+use super::fingerprint::message_id_hash;
+use super::{Body, MailboxInfo, OwnChanges, Scan, ScanMode, Store, Upload};
+use crate::imap::commands::{FetchItems, QresyncParams};
+use crate::imap::types::{expand_ranges, uid_set, AppendMessage};
+use crate::imap::{utf7, ConnectOptions, Session};
+use crate::state::SideState;
+use crate::sync::plan::{normalize_flags, Fingerprint, FlagAction, Flags, NewMessage};
+
+/// Most UIDs expanded from one VANISHED or COPYUID reply.
+const MAX_EXPAND: usize = 10_000_000;
+
+/// A mail store on an IMAP server.
+pub struct ImapStore {
+    session: Session,
+    label: String,
+    opened: Option<Vec<u8>>,
+}
+
+impl ImapStore {
+    /// Connects and authenticates.
+    pub async fn connect(opts: &ConnectOptions) -> anyhow::Result<ImapStore> {
+        let session = Session::connect(opts).await?;
+        Ok(ImapStore {
+            session,
+            label: opts.label.clone(),
+            opened: None,
+        })
+    }
+
+    /// The underlying session (for counters and capabilities).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    fn raw(name: &str) -> Vec<u8> {
+        if name.eq_ignore_ascii_case("INBOX") {
+            return b"INBOX".to_vec();
+        }
+        utf7::encode(name).into_bytes()
+    }
+
+    fn opened(&self) -> anyhow::Result<&[u8]> {
+        self.opened
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("internal: no mailbox open"))
+    }
+
+    async fn fetch_new(&mut self, from_uid: u32) -> anyhow::Result<Vec<NewMessage>> {
+        let mut out = Vec::new();
+        let items = FetchItems {
+            flags: true,
+            internaldate: true,
+            size: true,
+            message_id: true,
+            ..Default::default()
+        };
+        self.session
+            .uid_fetch(
+                &format!("{}:*", from_uid.max(1)),
+                items,
+                None,
+                false,
+                &mut |m| {
+                    // `N:*` also returns the last message when N is past it: filter.
+                    if m.uid >= from_uid {
+                        out.push(NewMessage {
+                            uid: m.uid,
+                            flags: normalize_flags(m.flags.unwrap_or_default()),
+                            fp: Fingerprint {
+                                msgid: m.header_fields.as_deref().map(message_id_hash).unwrap_or(0),
+                                size: m.size.unwrap_or(0),
+                                date: m.internaldate.map(|d| d.unix).unwrap_or(0),
+                            },
+                        });
+                    }
+                    Ok(())
+                },
+            )
+            .await?;
+        out.sort_by_key(|m| m.uid);
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Store for ImapStore {
+    fn describe(&self) -> String {
+        format!("imap {}", self.label)
+    }
+
+    fn tracks_changes(&self) -> bool {
+        self.session.condstore
+    }
+
+    async fn list(&mut self) -> anyhow::Result<Vec<MailboxInfo>> {
+        let list = self.session.list("", "*", true).await?;
+        Ok(list
+            .into_iter()
+            .map(|m| {
+                let selectable = m.selectable();
+                MailboxInfo {
+                    status: m.status.map(|s| SideState {
+                        uidvalidity: s.uidvalidity.unwrap_or(0),
+                        uidnext: s.uidnext.unwrap_or(0),
+                        highestmodseq: s.highestmodseq.unwrap_or(0),
+                        messages: s.messages.unwrap_or(0),
+                    }),
+                    name: if m.name.eq_ignore_ascii_case("INBOX") {
+                        "INBOX".to_string()
+                    } else {
+                        m.name
+                    },
+                    delimiter: m.delimiter,
+                    selectable,
+                }
+            })
+            .collect())
+    }
+
+    async fn create(&mut self, name: &str) -> anyhow::Result<()> {
+        self.session
+            .create(&Self::raw(name))
+            .await
+            .with_context(|| format!("cannot create mailbox {name:?}"))
+    }
+
+    async fn open(
+        &mut self,
+        name: &str,
+        saved: &SideState,
+        known: &[u32],
+        mode: ScanMode,
+        read_only: bool,
+    ) -> anyhow::Result<Scan> {
+        let raw = Self::raw(name);
+        let use_qresync =
+            self.session.qresync && saved.uidvalidity != 0 && saved.highestmodseq != 0;
+        let qparams = use_qresync.then(|| QresyncParams {
+            uidvalidity: saved.uidvalidity,
+            modseq: saved.highestmodseq,
+            known_uids: Some(uid_set(known)),
+        });
+        self.opened = None;
+        let info = self
+            .session
+            .select(&raw, read_only, qparams.as_ref())
+            .await
+            .with_context(|| format!("cannot open mailbox {name:?}"))?;
+        self.opened = Some(raw);
+        let uidvalidity = info
+            .uidvalidity
+            .ok_or_else(|| anyhow::anyhow!("the server sent no UIDVALIDITY for {name:?}"))?;
+        let mut scan = Scan {
+            status: SideState {
+                uidvalidity,
+                uidnext: info.uidnext.unwrap_or(0),
+                highestmodseq: info.highestmodseq.unwrap_or(0),
+                messages: info.exists,
+            },
+            ..Default::default()
+        };
+        if saved.uidvalidity != 0
+            && saved.highestmodseq > scan.status.highestmodseq
+            && scan.status.highestmodseq != 0
+            && saved.uidvalidity == uidvalidity
+        {
+            anyhow::bail!(
+                "HIGHESTMODSEQ of {name:?} went backwards ({} < {}): the server's state is inconsistent; stopping this mailbox",
+                scan.status.highestmodseq,
+                saved.highestmodseq
+            );
+        }
+        let ch = &mut scan.changes;
+        if saved.uidvalidity != 0 && saved.uidvalidity != uidvalidity {
+            ch.uidvalidity_changed = true;
+        }
+        if saved.uidvalidity == 0 || ch.uidvalidity_changed {
+            ch.new = self.fetch_new(1).await?;
+            if scan.status.uidnext == 0 {
+                scan.status.uidnext = ch.new.last().map(|m| m.uid + 1).unwrap_or(1);
+            }
+            return Ok(scan);
+        }
+        let since = saved.uidnext.max(1);
+        if scan.status.uidnext != 0 && scan.status.uidnext < saved.uidnext {
+            anyhow::bail!(
+                "UIDNEXT of {name:?} went backwards ({} < {}) without a UIDVALIDITY change: stopping this mailbox",
+                scan.status.uidnext,
+                saved.uidnext
+            );
+        }
+        let known_set: HashSet<u32> = known.iter().copied().collect();
+        if scan.status.uidnext == 0 || scan.status.uidnext > since {
+            ch.new = self.fetch_new(since).await?;
+        }
+        let new_uids: HashSet<u32> = ch.new.iter().map(|m| m.uid).collect();
+        let old_known = known_set.iter().filter(|u| **u < since).count();
+        if use_qresync && info.highestmodseq.is_some() {
+            let gone = expand_ranges(&info.vanished, MAX_EXPAND)
+                .ok_or_else(|| anyhow::anyhow!("the server reported an absurd VANISHED range"))?;
+            ch.vanished = gone.into_iter().filter(|u| known_set.contains(u)).collect();
+            for m in info.changed {
+                if m.uid < since {
+                    if let Some(f) = m.flags {
+                        ch.flags.insert(m.uid, (normalize_flags(f), m.modseq));
+                    }
+                }
+            }
+            return Ok(scan);
+        }
+        if since > 1 {
+            let condstore =
+                self.session.condstore && saved.highestmodseq != 0 && info.highestmodseq.is_some();
+            let range = format!("1:{}", since - 1);
+            let mut present: Option<HashSet<u32>> = None;
+            if condstore {
+                if scan.status.highestmodseq != saved.highestmodseq {
+                    let items = FetchItems {
+                        flags: true,
+                        modseq: true,
+                        ..Default::default()
+                    };
+                    let flags = &mut ch.flags;
+                    self.session
+                        .uid_fetch(&range, items, Some(saved.highestmodseq), false, &mut |m| {
+                            if m.uid < since {
+                                if let Some(f) = m.flags {
+                                    flags.insert(m.uid, (normalize_flags(f), m.modseq));
+                                }
+                            }
+                            Ok(())
+                        })
+                        .await?;
+                }
+            } else if mode == ScanMode::Full {
+                let items = FetchItems {
+                    flags: true,
+                    ..Default::default()
+                };
+                let mut seen = HashSet::new();
+                let flags = &mut ch.flags;
+                self.session
+                    .uid_fetch(&range, items, None, false, &mut |m| {
+                        if m.uid < since {
+                            seen.insert(m.uid);
+                            if known_set.contains(&m.uid) {
+                                if let Some(f) = m.flags {
+                                    flags.insert(m.uid, (normalize_flags(f), None));
+                                }
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                present = Some(seen);
+            } else {
+                ch.flags_unknown = true;
+            }
+            if present.is_none() {
+                // Nothing vanished if the count adds up; else ask for the UID list.
+                let expected = old_known + new_uids.len();
+                if scan.status.messages as usize != expected
+                    || known_set
+                        .iter()
+                        .any(|u| *u >= since && !new_uids.contains(u))
+                {
+                    present = Some(self.session.uid_search(&range).await?.into_iter().collect());
+                }
+            }
+            if let Some(p) = present {
+                ch.vanished = known_set
+                    .iter()
+                    .copied()
+                    .filter(|u| !p.contains(u) && !new_uids.contains(u))
+                    .collect();
+            }
+        }
+        Ok(scan)
+    }
+
+    async fn fetch(
+        &mut self,
+        uids: &[u32],
+        sink: &mut (dyn FnMut(Body) -> anyhow::Result<()> + Send),
+    ) -> anyhow::Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let items = FetchItems {
+            internaldate: true,
+            body: true,
+            ..Default::default()
+        };
+        let mut err = None;
+        self.session
+            .uid_fetch(&uid_set(uids), items, None, false, &mut |m| {
+                if let Some(data) = m.body {
+                    if err.is_none() {
+                        if let Err(e) = sink(Body {
+                            uid: m.uid,
+                            data,
+                            internaldate: m.internaldate,
+                        }) {
+                            err = Some(e);
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    async fn append(&mut self, messages: &[Upload<'_>]) -> anyhow::Result<Vec<Option<u32>>> {
+        let raw = self.opened()?.to_vec();
+        let flag_vecs: Vec<Vec<String>> = messages
+            .iter()
+            .map(|m| m.flags.iter().cloned().collect())
+            .collect();
+        let batch: Vec<AppendMessage<'_>> = messages
+            .iter()
+            .zip(&flag_vecs)
+            .map(|(m, f)| AppendMessage {
+                flags: f,
+                internaldate: m.internaldate,
+                body: m.data,
+            })
+            .collect();
+        let res = self.session.append(&raw, &batch).await?;
+        Ok(res.into_iter().map(|r| r.map(|(_, uid)| uid)).collect())
+    }
+
+    async fn set_flags(
+        &mut self,
+        actions: &[FlagAction],
+        unchanged_since: Option<u64>,
+    ) -> anyhow::Result<Vec<u32>> {
+        // Group UIDs that get the same change into one command each.
+        let mut groups: HashMap<(bool, Vec<String>), Vec<u32>> = HashMap::new();
+        for a in actions {
+            if !a.add.is_empty() {
+                groups
+                    .entry((true, a.add.iter().cloned().collect()))
+                    .or_default()
+                    .push(a.uid);
+            }
+            if !a.remove.is_empty() {
+                groups
+                    .entry((false, a.remove.iter().cloned().collect()))
+                    .or_default()
+                    .push(a.uid);
+            }
+        }
+        let mut failed = Vec::new();
+        for ((add, flags), uids) in groups {
+            let kind = if add {
+                StoreType::Add
+            } else {
+                StoreType::Remove
+            };
+            let r = self
+                .session
+                .uid_store(&uid_set(&uids), kind, &flags, unchanged_since, true)
+                .await?;
+            failed.extend(r.modified);
+        }
+        failed.sort_unstable();
+        failed.dedup();
+        Ok(failed)
+    }
+
+    async fn expunge(&mut self, uids: &[u32]) -> anyhow::Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let set = uid_set(uids);
+        self.session
+            .uid_store(&set, StoreType::Add, &["\\Deleted".to_string()], None, true)
+            .await?;
+        if self.session.has("UIDPLUS") {
+            self.session.uid_expunge(&set).await?;
+        } else {
+            // Without UIDPLUS an EXPUNGE removes every \Deleted message: only do it when
+            // ours are the only ones.
+            let deleted = self.session.uid_search_raw("DELETED").await?;
+            let ours: HashSet<u32> = uids.iter().copied().collect();
+            if deleted.iter().all(|u| ours.contains(u)) {
+                self.session.expunge_all().await?;
+            } else {
+                tracing::warn!(
+                    "{}: server lacks UIDPLUS and other messages are marked \\Deleted: marked {} message(s) deleted without expunging",
+                    self.label,
+                    uids.len()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn settle(
+        &mut self,
+        name: &str,
+        opened: &SideState,
+        ours: &OwnChanges,
+    ) -> anyhow::Result<SideState> {
+        if ours.is_empty() {
+            return Ok(*opened);
+        }
+        if ours.unknown_appends > 0 {
+            return Ok(*opened);
+        }
+        let raw = Self::raw(name);
+        let now = self.session.status(&raw).await?;
+        let now = SideState {
+            uidvalidity: now.uidvalidity.unwrap_or(0),
+            uidnext: now.uidnext.unwrap_or(0),
+            highestmodseq: now.highestmodseq.unwrap_or(0),
+            messages: now.messages.unwrap_or(0),
+        };
+        if now.uidvalidity != opened.uidvalidity || now.uidnext == 0 {
+            return Ok(*opened);
+        }
+        let mut expected: HashMap<u32, &Flags> = HashMap::new();
+        for (u, f) in ours.appended.iter().chain(ours.flagged.iter()) {
+            expected.insert(*u, f);
+        }
+        let mut explained = true;
+        if self.session.condstore && opened.highestmodseq != 0 && now.highestmodseq != 0 {
+            let items = FetchItems {
+                flags: true,
+                modseq: true,
+                ..Default::default()
+            };
+            let qresync = self.session.qresync;
+            let gone = self
+                .session
+                .uid_fetch(
+                    "1:*",
+                    items,
+                    Some(opened.highestmodseq),
+                    qresync,
+                    &mut |m| {
+                        if m.modseq.is_some_and(|ms| ms > now.highestmodseq) {
+                            return Ok(()); // after the snapshot: the next run sees it
+                        }
+                        let f = normalize_flags(m.flags.unwrap_or_default());
+                        if expected.get(&m.uid).is_none_or(|e| **e != f) {
+                            explained = false;
+                        }
+                        Ok(())
+                    },
+                )
+                .await?;
+            let ours_gone: HashSet<u32> = ours.expunged.iter().copied().collect();
+            let gone = expand_ranges(&gone, MAX_EXPAND).unwrap_or_default();
+            if gone.iter().any(|u| !ours_gone.contains(u)) {
+                explained = false;
+            }
+            if !qresync && !ours.expunged.is_empty() {
+                // Without VANISHED we cannot tell our expunges from others': keep the
+                // count check of the next run honest by not advancing.
+                explained = explained
+                    && now.messages as usize + ours.expunged.len() >= opened.messages as usize;
+            }
+        } else {
+            let appended: HashSet<u32> = ours.appended.iter().map(|(u, _)| *u).collect();
+            let from = opened.uidnext.max(1);
+            self.session
+                .uid_fetch(
+                    &format!("{from}:*"),
+                    FetchItems::default(),
+                    None,
+                    false,
+                    &mut |m| {
+                        if m.uid >= from && !appended.contains(&m.uid) {
+                            explained = false;
+                        }
+                        Ok(())
+                    },
+                )
+                .await?;
+            let expected_count =
+                opened.messages as i64 + ours.appended.len() as i64 - ours.expunged.len() as i64;
+            if now.messages as i64 != expected_count {
+                explained = false;
+            }
+        }
+        Ok(if explained { now } else { *opened })
+    }
+
+    async fn close(self: Box<Self>) -> anyhow::Result<()> {
+        self.session.logout().await?;
+        Ok(())
+    }
+}
