@@ -3,6 +3,7 @@
 //! It knows nothing of syncing; the store layer builds on it.
 
 pub mod commands;
+pub mod connect;
 pub mod error;
 pub mod session;
 pub mod transport;

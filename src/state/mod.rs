@@ -121,6 +121,26 @@ impl StateDb {
         })
     }
 
+    /// Opens the database without changing anything on disk (for `--dry-run` and `check`):
+    /// an empty in-memory state when there is none yet.
+    pub fn open_readonly(path: &Path) -> anyhow::Result<StateDb> {
+        if !path.exists() {
+            let mem = tempfile::NamedTempFile::new()?;
+            let db = StateDb::open(mem.path(), false)?;
+            return Ok(db);
+        }
+        let uri = format!("file:{}?immutable=1", path.display());
+        let conn = Connection::open_with_flags(
+            uri,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+        )
+        .with_context(|| format!("cannot open the state database {}", path.display()))?;
+        Ok(StateDb {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
     /// Where the database lives.
     pub fn path(&self) -> &Path {
         &self.path

@@ -208,7 +208,11 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         ..Default::default()
     };
     let o = &a.options;
-    let db = StateDb::open(&a.state_path, o.fsync)?;
+    let db = if o.dry_run {
+        StateDb::open_readonly(&a.state_path)?
+    } else {
+        StateDb::open(&a.state_path, o.fsync)?
+    };
     let saved: HashMap<String, crate::state::MailboxRow> = db
         .mailboxes()?
         .into_iter()
