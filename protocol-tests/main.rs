@@ -1,1 +1,7 @@
 //! End-to-end protocol tests against a real dovecot.
+//!
+//! Every test starts its own private dovecot (`twinbox::testbed::Dovecot`) or scripted fake
+//! server (`fake::FakeServer`) on free loopback ports, so the tests run in parallel.
+
+mod fake;
+mod testbed_smoke;
