@@ -575,6 +575,7 @@ impl Dovecot {
     pub fn session_byte_counts(&self) -> Vec<SessionBytes> {
         let log = self.log_contents();
         log.lines()
+            .filter(|line| line.contains("Disconnected") || line.contains("Connection closed"))
             .filter_map(|line| {
                 let start = line.find("imap(")? + 5;
                 let end = start + line[start..].find(')')?;
@@ -1181,6 +1182,12 @@ mod tests {
         );
         assert_eq!(v[1].0.flags, Vec::<String>::new());
         assert_eq!(v[1].1, b"a");
+    }
+
+    #[test]
+    fn dovecot_can_be_shared_between_threads() {
+        fn check<T: Send + Sync>() {}
+        check::<Dovecot>();
     }
 
     #[test]
