@@ -5,6 +5,7 @@ use argh::FromArgs;
 pub mod logging;
 pub mod password;
 pub mod probe;
+pub mod run;
 
 /// twinbox: keeps two mail stores identical in both directions.
 #[derive(FromArgs, Debug)]
@@ -91,8 +92,24 @@ pub fn run(args: Args) -> i32 {
             }
         },
         None => {
-            eprintln!("twinbox: nothing to do yet (try `twinbox probe --help`)");
-            2
+            let split = |s: &Option<String>| {
+                s.as_ref().map(|v| {
+                    v.split(',')
+                        .map(|x| x.trim().to_string())
+                        .filter(|x| !x.is_empty())
+                        .collect::<Vec<_>>()
+                })
+            };
+            let opts = run::RunOptions {
+                config: args.config.as_ref().map(Into::into),
+                accounts: split(&args.accounts),
+                folders: split(&args.folders),
+                quick: args.quick,
+                single: args.single,
+                overrides: args.override_.clone(),
+                dry_run: args.dry_run,
+            };
+            rt.block_on(run::run(opts))
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod types;
 pub mod utf7;
 pub mod wire;
 
+pub use connect::{Compression, ConnectOptions, Endpoint, Password, Security};
 pub use error::ImapError;
-pub use session::{ConnectOptions, Endpoint, Password, Security, Session};
+pub use session::Session;
 pub use types::{Capabilities, FetchedMessage, InternalDate, ListedMailbox, MailboxStatus};

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::names::{from_neutral, to_neutral};
+use super::names::{from_neutral, to_neutral, FolderRules, Identity};
 use super::plan::{fmt_flags, plan, FlagAction, Flags, Plan, Policy, Side};
 use crate::state::{SideState, StateDb};
 use crate::store::imap::ImapStore;
@@ -39,8 +39,10 @@ pub struct SyncOptions {
     pub mode: ScanMode,
     /// Only list what would be done.
     pub dry_run: bool,
-    /// Only these neutral folder names (None: all).
+    /// Only these folders, by remote (untranslated) name (None: all).
     pub folders: Option<Vec<String>>,
+    /// Folder filters and name translation.
+    pub rules: Arc<dyn FolderRules>,
     /// Conflict policy.
     pub policy: Policy,
     /// Connections per side.
@@ -59,6 +61,7 @@ impl Default for SyncOptions {
             mode: ScanMode::Full,
             dry_run: false,
             folders: None,
+            rules: Arc::new(Identity),
             policy: Policy::default(),
             max_connections: 2,
             fsync: true,
@@ -238,12 +241,27 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
             .and_then(|m| m.delimiter)
             .or_else(|| lists[s].iter().find_map(|m| m.delimiter))
     });
+    // Pair by the remote side's neutral name; local names are translated to it.
+    let rules = o.rules.clone();
+    let neutral: [Vec<String>; 2] = [0, 1].map(|s| {
+        lists[s]
+            .iter()
+            .map(|m| to_neutral(&m.name, m.delimiter))
+            .collect()
+    });
+    rules
+        .check(&neutral[1], &neutral[0])
+        .map_err(|e| anyhow::anyhow!("folder names: {e}"))?;
     let mut by_name: BTreeMap<String, [Option<&MailboxInfo>; 2]> = BTreeMap::new();
-    for (s, list) in lists.iter().enumerate() {
-        for m in list {
-            by_name
-                .entry(to_neutral(&m.name, m.delimiter))
-                .or_insert([None, None])[s] = Some(m);
+    for (m, n) in lists[1].iter().zip(&neutral[1]) {
+        if rules.accept_remote(n) && rules.accept_local(&rules.to_local(n)) {
+            by_name.entry(n.clone()).or_insert([None, None])[1] = Some(m);
+        }
+    }
+    for (m, n) in lists[0].iter().zip(&neutral[0]) {
+        let key = rules.to_remote(n);
+        if rules.accept_local(n) && rules.accept_remote(&key) {
+            by_name.entry(key).or_insert([None, None])[0] = Some(m);
         }
     }
     let wanted = |name: &str| match &o.folders {
@@ -287,7 +305,12 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                         ok = false;
                         continue;
                     }
-                    let n = match from_neutral(name, delim[i]) {
+                    let side_name = if s == Side::Local {
+                        rules.to_local(name)
+                    } else {
+                        name.clone()
+                    };
+                    let n = match from_neutral(&side_name, delim[i]) {
                         Ok(n) => n,
                         Err(e) => {
                             report.failures.push((name.clone(), e));

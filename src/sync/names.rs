@@ -1,6 +1,43 @@
 //! Mailbox names between sides: each side's own spelling (its delimiter) and the
 //! separator-neutral name the state uses (`/` between levels).
 
+/// Folder selection and name translation between the sides (`folderfilter`, `nametrans`).
+/// Names here are separator-neutral (`/` between levels).
+pub trait FolderRules: Send + Sync + std::fmt::Debug {
+    /// The local name of a remote folder.
+    fn to_local(&self, remote: &str) -> String;
+    /// The remote name of a local folder.
+    fn to_remote(&self, local: &str) -> String;
+    /// Whether the remote side's filter takes this remote folder.
+    fn accept_remote(&self, remote: &str) -> bool;
+    /// Whether the local side's filter takes this local folder.
+    fn accept_local(&self, local: &str) -> bool;
+    /// Refuses names that do not translate there and back to themselves.
+    fn check(&self, remote: &[String], local: &[String]) -> Result<(), String>;
+}
+
+/// No filter, no translation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Identity;
+
+impl FolderRules for Identity {
+    fn to_local(&self, remote: &str) -> String {
+        remote.to_string()
+    }
+    fn to_remote(&self, local: &str) -> String {
+        local.to_string()
+    }
+    fn accept_remote(&self, _: &str) -> bool {
+        true
+    }
+    fn accept_local(&self, _: &str) -> bool {
+        true
+    }
+    fn check(&self, _: &[String], _: &[String]) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// Converts a store's name to the neutral name.
 pub fn to_neutral(name: &str, delimiter: Option<char>) -> String {
     if name.eq_ignore_ascii_case("INBOX") {

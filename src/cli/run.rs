@@ -1,0 +1,325 @@
+//! The sync run: configuration to account specs, one lock per account, the engine, the
+//! summary and the exit code (0 all synced, 1 some mailboxes failed, 2 configuration or
+//! connection error).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{
+    self, Account, AuthMechanism, Config, FolderMapping, ImapRepository, RepositoryKind, Security,
+    Tunnel,
+};
+use crate::imap::{self, Compression, ConnectOptions, Endpoint, Password};
+use crate::store::ScanMode;
+use crate::sync::names::FolderRules;
+use crate::sync::plan::Policy;
+use crate::sync::{sync_account, AccountReport, AccountSpec, SideSpec, StoreSpec, SyncOptions};
+
+/// What the command line asks of a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// `-c`.
+    pub config: Option<PathBuf>,
+    /// `-a`.
+    pub accounts: Option<Vec<String>>,
+    /// `-f`.
+    pub folders: Option<Vec<String>>,
+    /// `-q`.
+    pub quick: bool,
+    /// `-1`.
+    pub single: bool,
+    /// `-k`.
+    pub overrides: Vec<String>,
+    /// `--dry-run`.
+    pub dry_run: bool,
+}
+
+/// Exit status of a run.
+pub const EXIT_OK: i32 = 0;
+/// Some mailboxes failed.
+pub const EXIT_PARTIAL: i32 = 1;
+/// Configuration or connection error.
+pub const EXIT_ERROR: i32 = 2;
+
+impl FolderRules for FolderMapping {
+    fn to_local(&self, remote: &str) -> String {
+        FolderMapping::to_local(self, remote)
+    }
+    fn to_remote(&self, local: &str) -> String {
+        FolderMapping::to_remote(self, local)
+    }
+    fn accept_remote(&self, remote: &str) -> bool {
+        self.remote_filter.accepts(remote) || self.remote_includes.iter().any(|i| i == remote)
+    }
+    fn accept_local(&self, local: &str) -> bool {
+        self.local_filter.accepts(local) || self.local_includes.iter().any(|i| i == local)
+    }
+    fn check(&self, remote: &[String], local: &[String]) -> Result<(), String> {
+        self.check_round_trip(remote, local)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Loads the configuration named by `-c` (or the default path) with `-k` overrides.
+pub fn load_config(opts: &RunOptions) -> anyhow::Result<Config> {
+    let env = config::Env::from_process();
+    let path = config::default_config_path(opts.config.as_deref(), &env)?;
+    Ok(Config::load(&path, &opts.overrides)?)
+}
+
+fn connect_options(
+    repo_name: &str,
+    r: &ImapRepository,
+    cfg: &Config,
+    label: String,
+) -> anyhow::Result<ConnectOptions> {
+    let host = r.host.clone().unwrap_or_default();
+    let endpoint = match &r.tunnel {
+        Some(Tunnel::Preauth(c)) => Endpoint::Tunnel {
+            command: c.text().to_string(),
+            preauth: true,
+        },
+        Some(Tunnel::Transport(c)) => Endpoint::Tunnel {
+            command: c.text().to_string(),
+            preauth: false,
+        },
+        Some(Tunnel::Ssh(s)) => Endpoint::Ssh(s.clone()),
+        None => {
+            if host.is_empty() {
+                anyhow::bail!("[Repository {repo_name}]: remotehost is not set");
+            }
+            Endpoint::Tcp {
+                host: host.clone(),
+                port: r.port,
+                security: match r.security {
+                    Security::Tls => imap::Security::Tls,
+                    Security::StartTls => imap::Security::StartTls,
+                    Security::Plain => imap::Security::Plain,
+                },
+            }
+        }
+    };
+    let needs_login = !matches!(
+        endpoint,
+        Endpoint::Ssh(_) | Endpoint::Tunnel { preauth: true, .. }
+    );
+    let mut o = ConnectOptions::new(endpoint);
+    o.tls = r.tls.clone();
+    o.label = label;
+    o.compress = match r.compression {
+        None => Compression::Auto,
+        Some(true) => Compression::Always,
+        Some(false) => Compression::Never,
+    };
+    o.max_message_size = u32::try_from(r.maxmessagesize).unwrap_or(u32::MAX);
+    if let Some(t) = cfg.general.socktimeout {
+        o.timeout = t;
+    }
+    o.auth_mechanisms = r
+        .auth_mechanisms
+        .iter()
+        .map(|m| match m {
+            AuthMechanism::Plain => "PLAIN".to_string(),
+            AuthMechanism::Login => "LOGIN".to_string(),
+        })
+        .collect();
+    if needs_login {
+        let ctx = config::PasswordContext::from_env(&config::Env::from_process());
+        o.user = Some(r.resolve_user(&ctx)?);
+        o.password = Some(Password::new(r.resolve_password_with(&ctx)?.expose()));
+    }
+    Ok(o)
+}
+
+/// Builds the engine's view of an account.
+pub fn account_spec(
+    cfg: &Config,
+    account: &Account,
+    opts: &RunOptions,
+) -> anyhow::Result<AccountSpec> {
+    let mut sides = Vec::new();
+    let mut max_conn = 1;
+    for (which, name) in [
+        ("local", &account.local_repository),
+        ("remote", &account.remote_repository),
+    ] {
+        let repo = cfg
+            .repository(name)
+            .ok_or_else(|| anyhow::anyhow!("[Account {}]: no repository {name}", account.name))?;
+        let store = match &repo.kind {
+            RepositoryKind::Imap(r) => {
+                max_conn = max_conn.max(r.maxconnections);
+                StoreSpec::Imap(Box::new(connect_options(
+                    name,
+                    r,
+                    cfg,
+                    format!("{}/{which}", account.name),
+                )?))
+            }
+            RepositoryKind::Maildir(_) => anyhow::bail!(
+                "[Repository {name}]: Maildir repositories are not supported yet by this build; use an IMAP repository (or a dovecot preauthtunnel on the Maildir)"
+            ),
+        };
+        sides.push(SideSpec {
+            store,
+            read_only: repo.readonly,
+            create_folders: repo.createfolders,
+        });
+    }
+    let remote = sides
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("internal: sides"))?;
+    let local = sides
+        .pop()
+        .ok_or_else(|| anyhow::anyhow!("internal: sides"))?;
+    let options = SyncOptions {
+        mode: if opts.quick {
+            ScanMode::Quick
+        } else {
+            ScanMode::Full
+        },
+        dry_run: opts.dry_run,
+        folders: opts.folders.clone(),
+        rules: Arc::new(account.folders.clone()),
+        policy: Policy::default(),
+        max_connections: if opts.single { 1 } else { max_conn },
+        fsync: cfg.general.fsync,
+        ..SyncOptions::default()
+    };
+    Ok(AccountSpec {
+        name: account.name.clone(),
+        sides: [local, remote],
+        state_path: cfg.general.metadata.join(format!("{}.db", account.name)),
+        options,
+    })
+}
+
+/// An exclusive lock on an account, held while it syncs.
+pub struct AccountLock {
+    _file: std::fs::File,
+}
+
+/// Takes the account's lock under the metadata directory, or says who holds it.
+pub fn lock_account(metadata: &Path, account: &str) -> anyhow::Result<AccountLock> {
+    use std::os::unix::fs::OpenOptionsExt;
+    crate::state::create_private_dir(metadata)?;
+    let path = metadata.join(format!("{account}.lock"));
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open lock file {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)?;
+            writeln!(file, "{}", std::process::id())?;
+            Ok(AccountLock { _file: file })
+        }
+        Err(_) => {
+            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            anyhow::bail!(
+                "account {account} is being synced by another twinbox (pid {}); lock file {}",
+                holder.trim(),
+                path.display()
+            )
+        }
+    }
+}
+
+/// Runs the sync for the selected accounts; returns the exit status.
+pub async fn run(opts: RunOptions) -> i32 {
+    let cfg = match load_config(&opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("twinbox: {e:#}");
+            return EXIT_ERROR;
+        }
+    };
+    let names: Vec<String> = match &opts.accounts {
+        Some(a) => a.clone(),
+        None => cfg.general.accounts.clone(),
+    };
+    let mut status = EXIT_OK;
+    let mut specs = Vec::new();
+    for name in &names {
+        let Some(account) = cfg.account(name) else {
+            eprintln!("twinbox: no account named {name:?} in the configuration");
+            return EXIT_ERROR;
+        };
+        match account_spec(&cfg, account, &opts) {
+            Ok(s) => specs.push(s),
+            Err(e) => {
+                eprintln!("twinbox: {name}: {e:#}");
+                return EXIT_ERROR;
+            }
+        }
+    }
+    let parallel = if opts.single {
+        1
+    } else {
+        cfg.general.maxsyncaccounts.max(1)
+    };
+    let sem = Arc::new(tokio::sync::Semaphore::new(parallel));
+    let metadata = cfg.general.metadata.clone();
+    let mut tasks = Vec::new();
+    for spec in specs {
+        let sem = sem.clone();
+        let metadata = metadata.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let _lock = if spec.options.dry_run {
+                None
+            } else {
+                match lock_account(&metadata, &spec.name) {
+                    Ok(l) => Some(l),
+                    Err(e) => return (spec.name.clone(), Err(e)),
+                }
+            };
+            (spec.name.clone(), sync_account(&spec).await)
+        }));
+    }
+    for t in tasks {
+        let (name, res) = match t.await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("twinbox: internal error: {e}");
+                status = EXIT_ERROR;
+                continue;
+            }
+        };
+        match res {
+            Ok(report) => {
+                print_report(&report);
+                if !report.failures.is_empty() && status == EXIT_OK {
+                    status = EXIT_PARTIAL;
+                }
+            }
+            Err(e) => {
+                eprintln!("twinbox: {name}: {e:#}");
+                status = EXIT_ERROR;
+            }
+        }
+    }
+    status
+}
+
+fn print_report(r: &AccountReport) {
+    for n in &r.notices {
+        eprintln!("twinbox: {}: {n}", r.account);
+    }
+    for p in &r.planned {
+        println!("would {p}");
+    }
+    for (m, e) in &r.failures {
+        eprintln!("twinbox: {}: mailbox {m} failed: {e}", r.account);
+    }
+    println!("{}", r.summary());
+}
+
+/// Default wait between syncs when none is configured.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(300);
