@@ -2,6 +2,7 @@
 
 use argh::FromArgs;
 
+pub mod demo;
 pub mod logging;
 pub mod password;
 pub mod probe;
@@ -60,6 +61,8 @@ pub struct Args {
 pub enum Command {
     /// Connect to a server and print its capabilities and mailboxes.
     Probe(probe::ProbeArgs),
+    /// Run a two-way sync against a private dovecot with sample mail.
+    Demo(demo::DemoArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -88,6 +91,13 @@ pub fn run(args: Args) -> i32 {
             Ok(()) => 0,
             Err(e) => {
                 eprintln!("twinbox probe: {e:#}");
+                2
+            }
+        },
+        Some(Command::Demo(d)) => match rt.block_on(demo::run(d)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("twinbox demo: {e:#}");
                 2
             }
         },
