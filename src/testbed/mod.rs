@@ -15,6 +15,7 @@
 //! `/usr/lib/dovecot/imap`.
 
 mod config;
+pub mod docker;
 mod dovecot;
 mod rawlog;
 mod sample;
