@@ -4,4 +4,6 @@
 //! server (`fake::FakeServer`) on free loopback ports, so the tests run in parallel.
 
 mod fake;
+mod imap_support;
+mod imap_transports;
 mod testbed_smoke;
