@@ -5,5 +5,6 @@
 
 mod fake;
 mod imap_support;
+mod imap_tls;
 mod imap_transports;
 mod testbed_smoke;
