@@ -4,6 +4,7 @@
 //! server (`fake::FakeServer`) on free loopback ports, so the tests run in parallel.
 
 mod fake;
+mod imap_bad_server;
 mod imap_support;
 mod imap_tls;
 mod imap_transports;
