@@ -294,11 +294,7 @@ async fn imap_create_and_idle_wakes_on_delivery() {
     let folder = format!("Projects{sep}Entwürfe");
     let raw = twinbox::imap::utf7::encode(&folder);
     s.create(raw.as_bytes()).await.expect("CREATE");
-    assert!(dc
-        .mailboxes(USER)
-        .expect("mailboxes")
-        .iter()
-        .any(|m| *m == folder));
+    assert!(dc.mailboxes(USER).expect("mailboxes").contains(&folder));
 
     s.select(b"INBOX", false, None).await.expect("SELECT");
     let deliver = {
