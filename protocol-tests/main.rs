@@ -6,6 +6,7 @@
 mod fake;
 mod imap_bad_server;
 mod imap_commands;
+mod imap_probe;
 mod imap_support;
 mod imap_tls;
 mod imap_transports;
