@@ -182,6 +182,16 @@ fn logged_in(rest: Vec<Step>) -> Vec<Step> {
     v
 }
 
+/// The process's peak virtual memory (VmPeak), in KiB.
+fn vm_peak_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmPeak:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmPeak in /proc/self/status")
+}
+
 async fn fetch_one(s: &mut Session) -> Result<usize, ImapError> {
     let mut n = 0;
     let items = FetchItems {
@@ -278,7 +288,12 @@ async fn imap_oversize_literals_fail_the_message_cleanly() {
     let mut s = Session::connect(&opts(port, Security::Plain))
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
+    let peak_before = vm_peak_kib();
     let err = fetch_one(&mut s).await.expect_err("4 GiB literal");
+    // Not even reserved: the process's peak address space did not grow by gigabytes
+    // (other tests running meanwhile use far less than the 2 GiB allowed here).
+    let grown = vm_peak_kib().saturating_sub(peak_before);
+    assert!(grown < 2 << 20, "VmPeak grew by {grown} KiB");
     let text = err.to_string();
     assert!(
         matches!(
@@ -312,4 +327,27 @@ async fn imap_oversize_literals_fail_the_message_cleanly() {
     s.noop().await.expect("the session goes on");
     drop(s);
     server.wait(WAIT).assert_ok();
+}
+
+/// Without SASL-IR the PLAIN response follows the server's continuation; a NO names the
+/// account and the server's reason.
+#[tokio::test]
+async fn imap_authenticate_without_sasl_ir_and_failed_login() {
+    let (port, server) = FakeServer::start(vec![
+        Step::line("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] no SASL-IR"),
+        Step::expect_cmd("AUTHENTICATE"),
+        Step::line("+ "),
+        Step::expect_that("the PLAIN response alone", |t| t == PLAIN_IR),
+        Step::tagged("NO [AUTHENTICATIONFAILED] wrong password"),
+        Step::ExpectClosed,
+    ]);
+    let text = refused(
+        &opts(port, Security::Plain),
+        "authentication as alice failed (PLAIN)",
+    )
+    .await;
+    assert!(text.contains("wrong password"), "{text}");
+    let report = server.wait(WAIT);
+    report.assert_ok();
+    assert_eq!(report.commands()[0].text, "T1 AUTHENTICATE PLAIN");
 }

@@ -295,6 +295,8 @@ async fn imap_create_and_idle_wakes_on_delivery() {
     let raw = twinbox::imap::utf7::encode(&folder);
     s.create(raw.as_bytes()).await.expect("CREATE");
     assert!(dc.mailboxes(USER).expect("mailboxes").contains(&folder));
+    // Listed back under its UTF-8 name (decoded from modified UTF-7).
+    check_list_status(&mut s, &dc).await;
 
     s.select(b"INBOX", false, None).await.expect("SELECT");
     let deliver = {
