@@ -351,3 +351,44 @@ async fn imap_authenticate_without_sasl_ir_and_failed_login() {
     report.assert_ok();
     assert_eq!(report.commands()[0].text, "T1 AUTHENTICATE PLAIN");
 }
+
+/// A BYE greeting, a BYE in mid-session and a server that stops answering each give their
+/// own error (the last after the configured timeout, not never).
+#[tokio::test]
+async fn imap_bye_and_silent_server_give_clear_errors() {
+    let (port, server) = FakeServer::start_sessions(vec![
+        vec![
+            Step::line("* BYE too many connections from your address"),
+            Step::ExpectClosed,
+        ],
+        logged_in(vec![
+            Step::expect_cmd("NOOP"),
+            Step::SendRawThenClose(b"* BYE server shutting down\r\n".to_vec()),
+        ]),
+        logged_in(vec![
+            Step::expect_cmd("NOOP"),
+            // No answer, ever.
+            Step::ExpectClosed,
+        ]),
+    ]);
+    let mut o = opts(port, Security::Plain);
+    refused(&o, "refused the connection: too many connections").await;
+
+    let mut s = Session::connect(&o)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    match s.noop().await {
+        Err(ImapError::Bye(text)) => assert_eq!(text, "server shutting down"),
+        other => panic!("expected BYE, got {other:?}"),
+    }
+    drop(s);
+
+    o.timeout = Duration::from_millis(500);
+    let mut s = Session::connect(&o)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let err = s.noop().await.expect_err("no answer");
+    assert!(matches!(err, ImapError::Timeout(_)), "{err}");
+    drop(s);
+    server.wait(WAIT).assert_ok();
+}
