@@ -180,6 +180,9 @@ fn imap_probe_login_is_redacted() {
             .any(|l| l.contains(" C: ") && l.ends_with(" LOGIN <redacted>")),
         "{stderr}"
     );
+    // Not even the password's length.
+    assert!(!stderr.contains("literal bytes"), "{stderr}");
+    assert!(stderr.contains("<redacted literal>"), "{stderr}");
     assert!(stdout.contains("INBOX"), "{stdout}");
     assert!(stdout.contains("1234"), "{stdout}");
 }

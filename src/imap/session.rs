@@ -212,6 +212,7 @@ impl Session {
                         }
                     }
                 }
+                Fragment::Literal { data, .. } if log.is_some() => self.wire.queue_secret(&data),
                 Fragment::Literal { data, .. } => self.wire.queue_literal(&data),
             }
         }

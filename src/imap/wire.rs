@@ -112,6 +112,12 @@ impl Wire {
         self.outbuf.extend_from_slice(data);
     }
 
+    /// Queues literal data of a redacted command (a password): not even its size is logged.
+    pub fn queue_secret(&mut self, data: &[u8]) {
+        tracing::trace!(target: "twinbox::imap", "{} C: <redacted literal>", self.label);
+        self.outbuf.extend_from_slice(data);
+    }
+
     /// Writes everything queued and flushes.
     pub async fn flush(&mut self) -> Result<(), ImapError> {
         let timeout = self.timeout;
