@@ -343,3 +343,51 @@ async fn imap_authenticate_plain_id_and_logout() {
         "{seen:?}"
     );
 }
+
+/// A server that does not advertise CONDSTORE/QRESYNC (dovecot still implements them): the
+/// client uses none of their syntax, and still lists, selects, fetches and stores.
+#[tokio::test]
+async fn imap_without_condstore_uses_none_of_its_syntax() {
+    let dc = start(DovecotOptions::default().without_condstore());
+    let seeded = seed(&dc, 3);
+    let mut s = connect(&opts(&dc)).await;
+    assert!(!s.qresync && !s.condstore);
+    check_list_status(&mut s, &dc).await;
+    let params = QresyncParams {
+        uidvalidity: 1,
+        modseq: 5,
+        known_uids: None,
+    };
+    let info = s
+        .select(b"INBOX", false, Some(&params))
+        .await
+        .expect("SELECT");
+    assert_eq!(info.exists, 3);
+    assert_eq!(info.highestmodseq, None);
+    let items = FetchItems {
+        flags: true,
+        modseq: true,
+        ..Default::default()
+    };
+    let mut got = Vec::new();
+    s.uid_fetch("1:*", items, Some(5), true, &mut |m| {
+        got.push(m);
+        Ok(())
+    })
+    .await
+    .expect("UID FETCH");
+    // Without CHANGEDSINCE everything comes back, without MODSEQ.
+    assert_eq!(got.iter().map(|m| m.uid).collect::<Vec<_>>(), seeded.uids);
+    assert!(got.iter().all(|m| m.modseq.is_none() && m.flags.is_some()));
+    let set = seeded.uids[0].to_string();
+    s.uid_store(&set, StoreType::Add, &["\\Seen".into()], Some(1), true)
+        .await
+        .expect("UID STORE");
+    assert!(dc.list_messages(USER, "INBOX").expect("list")[0]
+        .flags
+        .contains(&"\\Seen".to_string()));
+    let seen = logout_and_rawlog(s, &dc).await;
+    for word in ["ENABLE", "CONDSTORE", "QRESYNC", "MODSEQ", "CHANGEDSINCE"] {
+        assert!(!seen.iter().any(|c| c.contains(word)), "{word}: {seen:?}");
+    }
+}
