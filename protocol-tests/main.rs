@@ -2,6 +2,16 @@
 //!
 //! Every test starts its own private dovecot (`twinbox::testbed::Dovecot`) or scripted fake
 //! server (`fake::FakeServer`) on free loopback ports, so the tests run in parallel.
+//!
+//! The IMAP client layer's tests are the `imap_*` modules (`cargo test --test protocol
+//! imap_`): every transport with and without compression, TLS verification, commands,
+//! bad servers and `twinbox probe`; `imap_support` holds their shared helpers.
 
 mod fake;
+mod imap_bad_server;
+mod imap_commands;
+mod imap_probe;
+mod imap_support;
+mod imap_tls;
+mod imap_transports;
 mod testbed_smoke;
