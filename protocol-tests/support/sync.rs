@@ -449,6 +449,10 @@ impl<L: MailSide> SyncBed<L> {
 
     /// Runs twinbox once with extra arguments and environment.
     pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> RunOutcome {
+        let _ = std::fs::write(
+            self.dir.path().join("state-before-last-run.txt"),
+            self.dump_state(),
+        );
         let mut c = self.command();
         c.args(args);
         for (k, v) in env {
@@ -493,6 +497,16 @@ impl<L: MailSide> SyncBed<L> {
         r
     }
 
+    /// The state database's tables as text (for failure messages).
+    pub fn dump_state(&self) -> String {
+        dump_state(&self.state_db()).unwrap_or_else(|e| format!("(no state: {e:#})"))
+    }
+
+    fn dump_state_before_last_run(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("state-before-last-run.txt"))
+            .unwrap_or_default()
+    }
+
     /// [`Self::assert_same`], then a second run that must succeed, open no mailbox and
     /// change nothing, after which the sides are as before. Returns the common snapshot.
     pub fn assert_converged(&self) -> Snapshot {
@@ -502,7 +516,8 @@ impl<L: MailSide> SyncBed<L> {
         assert_eq!(
             s.changes(),
             0,
-            "a second run changed something (not idempotent):\n{again}"
+            "a second run changed something (not idempotent):\n{again}\nstate before it:\n{}",
+            self.dump_state_before_last_run()
         );
         assert_eq!(s.opened, 0, "a second run opened mailboxes:\n{again}");
         let after = self.assert_same();
@@ -564,4 +579,40 @@ pub fn msg(raw: &[u8], flags: &[&str]) -> Msg {
         sha256: sha(raw),
         flags: f,
     }
+}
+
+/// The mailbox and message tables of a state database as text.
+pub fn dump_state(path: &std::path::Path) -> Result<String> {
+    let uri = format!("file:{}?mode=ro", path.display());
+    let conn = rusqlite::Connection::open_with_flags(
+        uri,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    let mut out = String::new();
+    for (title, sql) in [
+        ("mailbox", "SELECT * FROM mailbox ORDER BY id"),
+        ("message", "SELECT * FROM message ORDER BY mailbox, id"),
+    ] {
+        out.push_str(title);
+        out.push_str(":\n");
+        let mut st = conn.prepare(sql)?;
+        let n = st.column_count();
+        let names: Vec<String> = st.column_names().map(|s| s.to_string()).collect();
+        out.push_str(&format!("  {}\n", names.join(" | ")));
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let v: Vec<String> = (0..n)
+                .map(|i| match r.get_ref(i) {
+                    Ok(rusqlite::types::ValueRef::Integer(x)) => x.to_string(),
+                    Ok(rusqlite::types::ValueRef::Text(t)) => {
+                        String::from_utf8_lossy(t).into_owned()
+                    }
+                    Ok(rusqlite::types::ValueRef::Null) => "NULL".into(),
+                    _ => "?".into(),
+                })
+                .collect();
+            out.push_str(&format!("  {}\n", v.join(" | ")));
+        }
+    }
+    Ok(out)
 }
