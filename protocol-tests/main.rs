@@ -6,5 +6,6 @@
 
 mod fake;
 mod support;
+mod sync_crash;
 mod sync_scenarios;
 mod testbed_smoke;

@@ -63,6 +63,18 @@ pub trait MailSide: Send + Sync {
     /// Expunges the message with this hash.
     fn expunge(&self, mailbox: &str, sha256: &str) -> Result<()>;
 
+    /// Saves this side's whole mail store under `dir` (no client may be connected).
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<()> {
+        let _ = dir;
+        bail!("{}: checkpoints are not supported", self.describe())
+    }
+
+    /// Puts back what [`Self::checkpoint`] saved under `dir`.
+    fn restore(&self, dir: &std::path::Path) -> Result<()> {
+        let _ = dir;
+        bail!("{}: checkpoints are not supported", self.describe())
+    }
+
     /// Every mailbox with its messages.
     fn snapshot(&self) -> Result<Snapshot> {
         let mut s = Snapshot::new();
@@ -216,6 +228,34 @@ impl MailSide for ImapSide {
         let uid = self.uid_of(mailbox, sha256)?;
         self.dovecot.expunge(&self.user, &self.native(mailbox), uid)
     }
+
+    fn checkpoint(&self, dir: &std::path::Path) -> Result<()> {
+        copy_tree(&self.dovecot.home_dir(&self.user), &dir.join(&self.user))
+    }
+
+    fn restore(&self, dir: &std::path::Path) -> Result<()> {
+        copy_tree(&dir.join(&self.user), &self.dovecot.home_dir(&self.user))
+    }
+}
+
+/// Replaces `to` with a copy of `from` (ownership, modes and times kept: `cp -a`).
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    if to.exists() {
+        std::fs::remove_dir_all(to).with_context(|| format!("removing {}", to.display()))?;
+    }
+    if let Some(p) = to.parent() {
+        std::fs::create_dir_all(p).with_context(|| format!("creating {}", p.display()))?;
+    }
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .context("running cp -a")?;
+    if !st.success() {
+        bail!("cp -a {} {} failed", from.display(), to.display());
+    }
+    Ok(())
 }
 
 /// What one `twinbox` run printed in its summary line.
@@ -472,6 +512,35 @@ impl<L: MailSide> SyncBed<L> {
         let r = self.run();
         assert!(r.ok(), "twinbox run failed:\n{r}");
         r
+    }
+
+    /// Saves both sides and the twinbox metadata under `name` in the bed's directory.
+    pub fn checkpoint(&self, name: &str) {
+        let dir = self.dir.path().join("checkpoints").join(name);
+        std::fs::create_dir_all(&dir).expect("checkpoint directory");
+        self.local
+            .checkpoint(&dir.join("local"))
+            .expect("checkpoint local");
+        self.remote
+            .checkpoint(&dir.join("remote"))
+            .expect("checkpoint remote");
+        if self.metadata().exists() {
+            copy_tree(&self.metadata(), &dir.join("meta")).expect("checkpoint metadata");
+        }
+    }
+
+    /// Puts both sides and the metadata back as [`Self::checkpoint`] saved them.
+    pub fn restore(&self, name: &str) {
+        let dir = self.dir.path().join("checkpoints").join(name);
+        self.local
+            .restore(&dir.join("local"))
+            .expect("restore local");
+        self.remote
+            .restore(&dir.join("remote"))
+            .expect("restore remote");
+        if dir.join("meta").exists() {
+            copy_tree(&dir.join("meta"), &self.metadata()).expect("restore metadata");
+        }
     }
 
     /// Both sides' snapshots (local, remote).
