@@ -6,6 +6,7 @@
 //! The IMAP client layer's tests are the `imap_*` modules (`cargo test --test protocol
 //! imap_`): every transport with and without compression, TLS verification, commands,
 //! bad servers and `twinbox probe`; `imap_support` holds their shared helpers.
+//! `support` holds the shared sync test bed.
 
 mod fake;
 mod imap_bad_server;
@@ -14,4 +15,7 @@ mod imap_probe;
 mod imap_support;
 mod imap_tls;
 mod imap_transports;
+mod support;
+mod sync_crash;
+mod sync_scenarios;
 mod testbed_smoke;

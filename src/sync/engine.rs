@@ -331,6 +331,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                         ok = false;
                         continue;
                     }
+                    crate::fault::step("created");
                     report.counts.created[i] += 1;
                     native[i] = n;
                 }
@@ -623,6 +624,7 @@ async fn sync_mailbox(
                 .append(&uploads)
                 .await
                 .with_context(|| format!("storing messages on the {} side", to.name()))?;
+            crate::fault::step("appended");
             let bytes: u64 = uploads.iter().map(|u| u.data.len() as u64).sum();
             res.counts.copied[to.i()] += uploads.len() as u64;
             res.counts.bytes[to.i()] += bytes;
@@ -660,6 +662,7 @@ async fn sync_mailbox(
             .with_context(|| format!("changing flags on the {} side", s.name()))?
             .into_iter()
             .collect();
+        crate::fault::step("stored flags");
         for (f, key, merged) in acts {
             if failed.contains(&f.uid) {
                 failed_keys.insert(*key);
@@ -697,6 +700,7 @@ async fn sync_mailbox(
             .expunge(&uids)
             .await
             .with_context(|| format!("expunging on the {} side", s.name()))?;
+        crate::fault::step("expunged on the server");
         res.counts.expunged[s.i()] += uids.len() as u64;
         ours[s.i()].expunged.extend(uids);
         let ids: Vec<i64> = ex.iter().map(|(_, id)| *id).collect();
