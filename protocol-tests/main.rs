@@ -4,4 +4,7 @@
 //! server (`fake::FakeServer`) on free loopback ports, so the tests run in parallel.
 
 mod fake;
+mod maildir_bed;
+mod maildir_dovecot;
+mod maildir_native;
 mod testbed_smoke;
