@@ -7,4 +7,5 @@ mod fake;
 mod maildir_bed;
 mod maildir_dovecot;
 mod maildir_native;
+mod maildir_scenarios;
 mod testbed_smoke;
