@@ -19,6 +19,8 @@ use crate::store::{Body, MailboxInfo, OwnChanges, ScanMode, Store, Upload};
 pub enum StoreSpec {
     /// An IMAP server.
     Imap(Box<crate::imap::ConnectOptions>),
+    /// A Maildir tree read and written natively.
+    Maildir(Box<crate::store::maildir::MaildirOptions>),
 }
 
 /// One side of an account.
@@ -162,6 +164,9 @@ type Collected = (Counts, Vec<(String, String)>, Vec<String>, Vec<String>);
 async fn open_store(spec: &SideSpec) -> anyhow::Result<Box<dyn Store>> {
     match &spec.store {
         StoreSpec::Imap(o) => Ok(Box::new(ImapStore::connect(o).await?)),
+        StoreSpec::Maildir(o) => Ok(Box::new(crate::store::maildir::MaildirStore::open_store(
+            o,
+        )?)),
     }
 }
 
