@@ -3,7 +3,9 @@
 use argh::FromArgs;
 
 pub mod demo;
+pub mod hooks;
 pub mod logging;
+pub mod mbnames;
 pub mod password;
 pub mod probe;
 pub mod run;
