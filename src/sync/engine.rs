@@ -162,7 +162,8 @@ impl AccountReport {
 /// Counts, failures, notes and planned actions gathered from the workers.
 type Collected = (Counts, Vec<(String, String)>, Vec<String>, Vec<String>);
 
-async fn open_store(spec: &SideSpec) -> anyhow::Result<Box<dyn Store>> {
+/// Connects to one side.
+pub async fn open_store(spec: &SideSpec) -> anyhow::Result<Box<dyn Store>> {
     match &spec.store {
         StoreSpec::Imap(o) => Ok(Box::new(ImapStore::connect(o).await?)),
     }
