@@ -38,7 +38,6 @@ impl Bed {
     }
 
     /// The state database of account `T`.
-    #[allow(dead_code)]
     pub fn state(&self) -> PathBuf {
         self.meta().join("T.db")
     }

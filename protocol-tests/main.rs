@@ -3,6 +3,7 @@
 //! Every test starts its own private dovecot (`twinbox::testbed::Dovecot`) or scripted fake
 //! server (`fake::FakeServer`) on free loopback ports, so the tests run in parallel.
 
+mod cli_admin;
 mod cli_sync;
 mod cli_util;
 mod fake;
