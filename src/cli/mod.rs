@@ -6,6 +6,8 @@ pub mod admin;
 pub mod check;
 pub mod demo;
 pub mod hooks;
+pub mod import;
+pub mod import_lambda;
 pub mod info;
 pub mod logging;
 pub mod mbnames;
@@ -74,6 +76,8 @@ pub enum Command {
     Rename(admin::RenameArgs),
     /// Delete a mailbox on both sides and in the state (with --yes).
     Delete(admin::DeleteArgs),
+    /// Translate an offlineimap configuration into a twinbox one.
+    ImportConfig(import::ImportArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -116,6 +120,7 @@ pub fn run(args: Args) -> i32 {
         Some(Command::Check(c)) => rt.block_on(check::run(opts, c)),
         Some(Command::Rename(r)) => rt.block_on(admin::rename(opts, r)),
         Some(Command::Delete(d)) => rt.block_on(admin::delete(opts, d)),
+        Some(Command::ImportConfig(i)) => import::run(i),
         None if args.info => rt.block_on(info::run(opts)),
         None => rt.block_on(run::run(opts)),
     }
