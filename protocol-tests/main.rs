@@ -8,6 +8,10 @@
 //! bad servers and `twinbox probe`; `imap_support` holds their shared helpers.
 //! `support` holds the shared sync test bed.
 
+mod cli_admin;
+mod cli_import;
+mod cli_sync;
+mod cli_util;
 mod fake;
 mod imap_bad_server;
 mod imap_commands;

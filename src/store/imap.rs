@@ -534,4 +534,43 @@ impl Store for ImapStore {
         self.session.logout().await?;
         Ok(())
     }
+
+    async fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+        self.session
+            .rename(&Self::raw(from), &Self::raw(to))
+            .await
+            .with_context(|| format!("cannot rename mailbox {from:?} to {to:?}"))
+    }
+
+    async fn delete(&mut self, name: &str) -> anyhow::Result<()> {
+        self.session
+            .delete(&Self::raw(name))
+            .await
+            .with_context(|| format!("cannot delete mailbox {name:?}"))
+    }
+
+    fn details(&self) -> Vec<String> {
+        let s = &self.session;
+        vec![
+            format!(
+                "capabilities: {}",
+                s.capabilities().iter().collect::<Vec<_>>().join(" ")
+            ),
+            format!(
+                "encrypted: {}, compressed: {}, CONDSTORE: {}, QRESYNC: {}",
+                yes(s.encrypted),
+                yes(s.compressed),
+                yes(s.condstore),
+                yes(s.qresync)
+            ),
+        ]
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
 }

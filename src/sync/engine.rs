@@ -55,6 +55,8 @@ pub struct SyncOptions {
     pub batch_messages: usize,
     /// Most bytes per APPEND batch.
     pub batch_bytes: u64,
+    /// maxage/maxsize, read-only sides, `expunge = no` ([`super::filter`]).
+    pub restrictions: super::filter::Restrictions,
 }
 
 impl Default for SyncOptions {
@@ -69,6 +71,7 @@ impl Default for SyncOptions {
             fsync: true,
             batch_messages: 200,
             batch_bytes: 8 * 1024 * 1024,
+            restrictions: Default::default(),
         }
     }
 }
@@ -161,7 +164,8 @@ impl AccountReport {
 /// Counts, failures, notes and planned actions gathered from the workers.
 type Collected = (Counts, Vec<(String, String)>, Vec<String>, Vec<String>);
 
-async fn open_store(spec: &SideSpec) -> anyhow::Result<Box<dyn Store>> {
+/// Connects to one side.
+pub async fn open_store(spec: &SideSpec) -> anyhow::Result<Box<dyn Store>> {
     match &spec.store {
         StoreSpec::Imap(o) => Ok(Box::new(ImapStore::connect(o).await?)),
         StoreSpec::Maildir(o) => Ok(Box::new(crate::store::maildir::MaildirStore::open_store(
@@ -525,11 +529,24 @@ async fn sync_mailbox(
         (row, records)
     };
     let known: [Vec<u32>; 2] = [0, 1].map(|s| records.iter().filter_map(|r| r.uid[s]).collect());
+    let ro = o.restrictions.read_only;
     let (s0, s1) = {
         let [a, b] = &mut *stores;
         tokio::join!(
-            a.open(&job.native[0], &row.sides[0], &known[0], o.mode, o.dry_run),
-            b.open(&job.native[1], &row.sides[1], &known[1], o.mode, o.dry_run)
+            a.open(
+                &job.native[0],
+                &row.sides[0],
+                &known[0],
+                o.mode,
+                o.dry_run || ro[0]
+            ),
+            b.open(
+                &job.native[1],
+                &row.sides[1],
+                &known[1],
+                o.mode,
+                o.dry_run || ro[1]
+            )
         )
     };
     let scans = [s0.context("local")?, s1.context("remote")?];
@@ -546,10 +563,17 @@ async fn sync_mailbox(
             res.notes.push(msg);
         }
     }
-    let p = plan(
+    let mut p = plan(
         &records,
         &[scans[0].changes.clone(), scans[1].changes.clone()],
         &o.policy,
+    );
+    let restricted = o.restrictions.apply(&mut p);
+    res.notes.extend(
+        restricted
+            .notes
+            .iter()
+            .map(|n| format!("{}: {n}", job.name)),
     );
     for n in &p.notes {
         tracing::info!(target: "twinbox::sync", "{}: {n}", job.name);
@@ -650,7 +674,7 @@ async fn sync_mailbox(
         }
     }
     // 3. Flags, then the base flags of records whose every change went through.
-    let mut failed_keys: HashSet<[u32; 2]> = HashSet::new();
+    let mut failed_keys: HashSet<[u32; 2]> = restricted.held_flags;
     let mut done: HashMap<[u32; 2], Flags> = HashMap::new();
     for s in Side::BOTH {
         let acts: Vec<&(FlagAction, [u32; 2], Flags)> =
