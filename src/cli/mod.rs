@@ -71,6 +71,9 @@ pub fn run(args: Args) -> i32 {
         println!("twinbox {}", env!("CARGO_PKG_VERSION"));
         return 0;
     }
+    if args.command.is_none() {
+        return sync_command(&args);
+    }
     if let Err(e) = logging::init(args.debug.as_deref(), args.logfile.as_deref()) {
         eprintln!("twinbox: {e:#}");
         return 2;
@@ -101,25 +104,34 @@ pub fn run(args: Args) -> i32 {
                 2
             }
         },
-        None => {
-            let split = |s: &Option<String>| {
-                s.as_ref().map(|v| {
-                    v.split(',')
-                        .map(|x| x.trim().to_string())
-                        .filter(|x| !x.is_empty())
-                        .collect::<Vec<_>>()
-                })
-            };
-            let opts = run::RunOptions {
-                config: args.config.as_ref().map(Into::into),
-                accounts: split(&args.accounts),
-                folders: split(&args.folders),
-                quick: args.quick,
-                single: args.single,
-                overrides: args.override_.clone(),
-                dry_run: args.dry_run,
-            };
-            rt.block_on(run::run(opts))
-        }
+        None => sync_command(&args),
     }
+}
+
+/// The sync itself: one shot or daemon, with the chosen UI (see [`crate::daemon`]).
+fn sync_command(args: &Args) -> i32 {
+    let split = |s: &Option<String>| {
+        s.as_ref().map(|v| {
+            v.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect::<Vec<_>>()
+        })
+    };
+    let opts = run::RunOptions {
+        config: args.config.as_ref().map(Into::into),
+        accounts: split(&args.accounts),
+        folders: split(&args.folders),
+        quick: args.quick,
+        single: args.single,
+        overrides: args.override_.clone(),
+        dry_run: args.dry_run,
+    };
+    let mode = crate::daemon::ModeOptions {
+        once: args.once,
+        ui: args.ui.clone(),
+        logfile: args.logfile.clone(),
+        debug: args.debug.clone(),
+    };
+    crate::daemon::main(opts, mode)
 }
