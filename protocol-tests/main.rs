@@ -4,4 +4,7 @@
 //! server (`fake::FakeServer`) on free loopback ports, so the tests run in parallel.
 
 mod fake;
+mod runmodes_daemon;
+mod runmodes_support;
+mod runmodes_ui;
 mod testbed_smoke;

@@ -1,0 +1,158 @@
+//! The daemon on a real process: each signal, push by NOTIFY and by IDLE, and the lock
+//! held for the daemon's lifetime. Waits are generous polls, never timing assertions.
+
+use twinbox::testbed::{capabilities_without, sample_messages, DovecotOptions};
+
+use crate::runmodes_support::Setup;
+
+/// autorefresh of an hour: within a test only signals and push trigger a sync.
+const DAEMON: &str = "autorefresh = 60";
+
+fn setup(opts: DovecotOptions, remote: &str, n: usize) -> Setup {
+    let s = Setup::new(opts, DAEMON, remote);
+    s.dv.seed_mailbox("alice", "INBOX", &sample_messages(21, n), &[])
+        .expect("seed");
+    s
+}
+
+fn new_message(s: &Setup, seed: u64) {
+    let m = sample_messages(seed, 1).concat();
+    s.dv.append("alice", "INBOX", &m, &["\\Flagged"])
+        .expect("doveadm save");
+}
+
+#[test]
+fn usr1_syncs_now_usr2_leaves_after_the_sync_and_the_lock_is_held_meanwhile() {
+    let s = setup(DovecotOptions::default(), "", 3);
+    let mut d = s.daemon(&[]);
+    let first = d.wait_sync(1);
+    assert_eq!(first["copied_to_local"], 3);
+    let pid = d.child.id();
+
+    // A second instance while the daemon runs: exit 2, naming the daemon's pid.
+    let (status, _, err) = s.run(&["-u", "quiet", "-o"]);
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("pid {pid}")),
+        "holder not named: {err}"
+    );
+
+    // SIGUSR1: a sync now, which fetches the new message.
+    new_message(&s, 901);
+    d.signal(libc::SIGUSR1);
+    let start = d.wait_event("sync_start after SIGUSR1", |v| {
+        v["event"] == "sync_start" && v["reason"] == "signal"
+    });
+    assert_eq!(start["mode"], "full");
+    let second = d.wait_sync(2);
+    assert_eq!(second["copied_to_local"], 1, "{second}");
+    assert_eq!(s.assert_converged("INBOX"), 4);
+
+    // SIGUSR2 while waiting: leave daemon mode without another sync.
+    d.signal(libc::SIGUSR2);
+    let status = d.wait_exit();
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(d.count("account_end"), 2, "synced again after SIGUSR2");
+    // The lock went with it.
+    let (status, _, err) = s.run(&["-u", "quiet", "-o"]);
+    assert!(status.success(), "{err}");
+}
+
+#[test]
+fn term_mid_sync_finishes_cleanly_and_the_next_run_converges_without_duplicates() {
+    let s = setup(DovecotOptions::default(), "", 0);
+    for (i, f) in ["A", "B", "C", "D", "E", "F"].iter().enumerate() {
+        s.dv.seed_mailbox("alice", f, &sample_messages(30 + i as u64, 40), &[])
+            .expect("seed");
+    }
+    let mut d = s.daemon(&["-1"]);
+    d.wait_event("a mailbox under way", |v| v["event"] == "mailbox_start");
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit();
+    assert!(status.success(), "exit status {status}");
+    let ends = d.count("account_end");
+    assert!(ends <= 1, "more than one sync");
+    // Whatever was done is consistent: the next run completes it, copying nothing twice.
+    let (status, _, err) = s.run(&["-u", "quiet", "-o"]);
+    assert!(status.success(), "{err}");
+    for f in ["INBOX", "A", "B", "C", "D", "E", "F"] {
+        let n = s.assert_converged(f);
+        assert_eq!(n, if f == "INBOX" { 0 } else { 40 }, "{f}");
+    }
+}
+
+#[test]
+fn hup_while_waiting_exits_and_second_sigint_exits_at_once() {
+    let s = setup(DovecotOptions::default(), "", 2);
+    let mut d = s.daemon(&[]);
+    d.wait_sync(1);
+    d.signal(libc::SIGHUP);
+    let status = d.wait_exit();
+    assert!(status.success(), "exit status {status}");
+    assert_eq!(s.assert_converged("INBOX"), 2);
+
+    // SIGINT twice during a sync: out at once (130); the state stays usable.
+    for i in 0..4 {
+        s.dv.seed_mailbox(
+            "alice",
+            &format!("Big{i}"),
+            &sample_messages(40 + i, 60),
+            &[],
+        )
+        .expect("seed");
+    }
+    let mut d = s.daemon(&["-1"]);
+    d.wait_event("a mailbox under way", |v| v["event"] == "mailbox_start");
+    d.signal(libc::SIGINT);
+    d.signal(libc::SIGINT);
+    let status = d.wait_exit();
+    assert!(
+        status.code() == Some(130) || status.success(),
+        "exit status {status}"
+    );
+    let (status, _, err) = s.run(&["-u", "quiet", "-o"]);
+    assert!(status.success(), "{err}");
+    for i in 0..4 {
+        assert_eq!(s.assert_converged(&format!("Big{i}")), 60);
+    }
+}
+
+fn push_picks_up(opts: DovecotOptions, method: &str) {
+    let s = setup(opts, "idlefolders = INBOX", 2);
+    let mut d = s.daemon(&[]);
+    d.wait_sync(1);
+    d.wait_event("push set up", |v| {
+        v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains(method))
+    });
+    // The watcher may see our own first sync's changes: let that settle first.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    new_message(&s, 777);
+    assert!(
+        s.wait_for_local_count("INBOX", 3),
+        "the new message did not arrive by push; events: {:#?}",
+        d.events
+    );
+    let start = d.wait_event("push sync", |v| {
+        v["event"] == "sync_start" && v["reason"] == "push"
+    });
+    assert_eq!(start["folders"], serde_json::json!(["INBOX"]));
+    d.wait_event("push sync end", |v| {
+        v["event"] == "account_end" && v["copied_to_local"] == 1
+    });
+    assert_eq!(s.assert_converged("INBOX"), 3);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+}
+
+#[test]
+fn notify_push_syncs_a_new_message() {
+    push_picks_up(DovecotOptions::default(), "NOTIFY");
+}
+
+#[test]
+fn idle_push_syncs_a_new_message_when_notify_is_missing() {
+    push_picks_up(
+        DovecotOptions::default().capabilities(capabilities_without(&["NOTIFY"])),
+        "IDLE on INBOX",
+    );
+}
