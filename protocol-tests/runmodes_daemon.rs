@@ -61,24 +61,47 @@ fn usr1_syncs_now_usr2_leaves_after_the_sync_and_the_lock_is_held_meanwhile() {
 #[test]
 fn term_mid_sync_finishes_cleanly_and_the_next_run_converges_without_duplicates() {
     let s = setup(DovecotOptions::default(), "", 0);
-    for (i, f) in ["A", "B", "C", "D", "E", "F"].iter().enumerate() {
-        s.dv.seed_mailbox("alice", f, &sample_messages(30 + i as u64, 40), &[])
+    // Several APPEND batches (200 messages each) in one mailbox, then more mailboxes.
+    s.dv.seed_mailbox("alice", "A", &sample_messages(30, 600), &[])
+        .expect("seed");
+    for (i, f) in ["B", "C"].iter().enumerate() {
+        s.dv.seed_mailbox("alice", f, &sample_messages(31 + i as u64, 20), &[])
             .expect("seed");
     }
     let mut d = s.daemon(&["-1"]);
-    d.wait_event("a mailbox under way", |v| v["event"] == "mailbox_start");
+    d.wait_event("a first batch copied", |v| {
+        v["event"] == "copied" && v["mailbox"] == "A"
+    });
     d.signal(libc::SIGTERM);
     let status = d.wait_exit();
     assert!(status.success(), "exit status {status}");
-    let ends = d.count("account_end");
-    assert!(ends <= 1, "more than one sync");
-    // Whatever was done is consistent: the next run completes it, copying nothing twice.
-    let (status, _, err) = s.run(&["-u", "quiet", "-o"]);
+    let ends: Vec<&serde_json::Value> = d
+        .events
+        .iter()
+        .filter(|v| v["event"] == "account_end")
+        .collect();
+    assert_eq!(ends.len(), 1, "one sync, ended by the signal");
+    assert_eq!(ends[0]["stopped"], true, "{}", ends[0]);
+    let copied = ends[0]["copied_to_local"].as_u64().expect("count");
+    assert!(copied >= 200 && copied < 640, "copied {copied}");
+    // What was copied is on the local side exactly once.
+    let local = s.contents("bob", "A");
+    let mut hashes: Vec<&String> = local.iter().map(|(h, _)| h).collect();
+    hashes.dedup();
+    assert_eq!(hashes.len(), local.len(), "duplicates after the stop");
+    // The next run completes it, copying nothing twice.
+    let (status, out, err) = s.run(&["-u", "machineui", "-o"]);
     assert!(status.success(), "{err}");
-    for f in ["INBOX", "A", "B", "C", "D", "E", "F"] {
-        let n = s.assert_converged(f);
-        assert_eq!(n, if f == "INBOX" { 0 } else { 40 }, "{f}");
-    }
+    let last: serde_json::Value =
+        serde_json::from_str(out.lines().last().expect("output")).expect("JSON");
+    assert_eq!(
+        last["copied_to_local"].as_u64(),
+        Some(640 - copied),
+        "{last}"
+    );
+    assert_eq!(s.assert_converged("A"), 600);
+    assert_eq!(s.assert_converged("B"), 20);
+    assert_eq!(s.assert_converged("C"), 20);
 }
 
 #[test]
@@ -104,8 +127,17 @@ fn hup_while_waiting_exits_and_second_sigint_exits_at_once() {
     let mut d = s.daemon(&["-1"]);
     d.wait_event("a mailbox under way", |v| v["event"] == "mailbox_start");
     d.signal(libc::SIGINT);
+    d.wait_event("the first SIGINT noticed", |v| {
+        v["event"] == "info"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("SIGINT"))
+    });
     d.signal(libc::SIGINT);
     let status = d.wait_exit();
+    // 130 when the second SIGINT came before the graceful stop was through (the usual
+    // case); 0 when the stop won the race. Either way the state must stay usable.
+    eprintln!("double SIGINT: {status}");
     assert!(
         status.code() == Some(130) || status.success(),
         "exit status {status}"
