@@ -83,7 +83,7 @@ fn term_mid_sync_finishes_cleanly_and_the_next_run_converges_without_duplicates(
     assert_eq!(ends.len(), 1, "one sync, ended by the signal");
     assert_eq!(ends[0]["stopped"], true, "{}", ends[0]);
     let copied = ends[0]["copied_to_local"].as_u64().expect("count");
-    assert!(copied >= 200 && copied < 640, "copied {copied}");
+    assert!((200..640).contains(&copied), "copied {copied}");
     // What was copied is on the local side exactly once.
     let local = s.contents("bob", "A");
     let mut hashes: Vec<&String> = local.iter().map(|(h, _)| h).collect();
