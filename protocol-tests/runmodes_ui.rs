@@ -187,3 +187,36 @@ fn a_held_lock_makes_a_second_instance_exit_2_naming_the_holder() {
     assert!(status.success(), "after release: {err}");
     assert_eq!(s.assert_converged("INBOX"), 2);
 }
+
+#[test]
+fn ttyui_is_the_default_on_a_terminal_and_syncs() {
+    // `script` (util-linux) gives the process a pseudo-terminal.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` to make a terminal");
+        return;
+    }
+    let s = seeded(30);
+    let cmd = format!(
+        "{} -c {} -o",
+        env!("CARGO_BIN_EXE_twinbox"),
+        s.conf.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "status {}: {text}", out.status);
+    assert!(
+        text.contains("copied 33 to local"),
+        "no summary on the terminal: {text}"
+    );
+    // Progress bars were drawn (cursor movement or the account's bar prefix).
+    assert!(text.contains("mailboxes"), "no progress bar: {text}");
+    assert_eq!(s.assert_converged("INBOX"), 30);
+}

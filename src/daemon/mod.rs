@@ -250,9 +250,7 @@ async fn account_loop(
 ) -> i32 {
     let name = spec.name.clone();
     let ui = ctx.ui.clone();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let mut push_open = watch.is_some();
-    let watcher = watch.map(|w| tokio::spawn(watch::watch(w, tx)));
+    let (mut rx, mut push_open, mut watcher) = start_watch(watch.as_ref());
     let mut kick = ctx.control.kick.subscribe();
     let mut status = EXIT_OK;
     let mut refreshes: u64 = 0;
@@ -332,6 +330,11 @@ async fn account_loop(
                 };
             }
             Wake::Resume => {
+                // The push connection is likely dead after a suspend: start afresh.
+                if let Some(w) = watcher.take() {
+                    w.abort();
+                }
+                (rx, push_open, watcher) = start_watch(watch.as_ref());
                 reason = "resume";
                 mode = scan_mode(refreshes, quick, ctx.quick);
             }
@@ -355,6 +358,25 @@ async fn account_loop(
         w.abort();
     }
     status
+}
+
+/// Starts the push watcher, if any: its events, whether it runs, its task.
+fn start_watch(
+    watch: Option<&WatchSpec>,
+) -> (
+    mpsc::UnboundedReceiver<WatchEvent>,
+    bool,
+    Option<tokio::task::JoinHandle<()>>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = watch.map(|w| tokio::spawn(watch::watch(w.clone(), tx)));
+    (rx, task.is_some(), task)
+}
+
+/// Whether the wall clock ran ahead of the monotonic clock by more than a suspend's worth
+/// (the monotonic clock stands still while the machine sleeps).
+pub fn suspended(wall_elapsed: Duration, monotonic_elapsed: Duration) -> bool {
+    wall_elapsed > monotonic_elapsed + SUSPEND_JUMP
 }
 
 /// Waits for the next reason to sync.
@@ -407,7 +429,7 @@ async fn wait(
                 let wall_now = SystemTime::now();
                 let wall_gone = wall_now.duration_since(wall).unwrap_or_default();
                 let mono_gone = mono.elapsed();
-                if wall_gone > mono_gone + SUSPEND_JUMP {
+                if suspended(wall_gone, mono_gone) {
                     ctx.ui.info(
                         Some(account),
                         &format!("the clock jumped {} s (suspend?): syncing now", (wall_gone - mono_gone).as_secs()),
@@ -435,6 +457,14 @@ mod tests {
         assert_eq!(scan_mode(0, QuickSync::Never, true), Quick);
         assert_eq!(scan_mode(3, QuickSync::Always, false), Quick);
         assert_eq!(scan_mode(3, QuickSync::Never, false), Full);
+    }
+
+    #[test]
+    fn a_wall_clock_jump_is_a_suspend() {
+        let s = Duration::from_secs;
+        assert!(!suspended(s(5), s(5)));
+        assert!(!suspended(s(20), s(5)));
+        assert!(suspended(s(3600), s(5)));
     }
 
     #[test]
