@@ -188,3 +188,42 @@ fn idle_push_syncs_a_new_message_when_notify_is_missing() {
         "IDLE on INBOX",
     );
 }
+
+#[test]
+fn push_reconnects_after_a_network_loss_and_catches_up() {
+    let s = setup(DovecotOptions::default(), "idlefolders = INBOX", 2);
+    let relay = crate::runmodes_support::Relay::start(s.dv.imap_port());
+    s.remote_port(relay.port);
+    let mut d = s.daemon(&[]);
+    d.wait_sync(1);
+    d.wait_event("push set up", |v| {
+        v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+    });
+    // The network goes; a message arrives meanwhile; the network comes back.
+    relay.cut();
+    new_message(&s, 555);
+    d.wait_event("the loss noticed", |v| {
+        v["event"] == "info"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("push connection lost"))
+    });
+    // After reconnecting, twinbox looks at every mailbox (it may have missed changes).
+    assert!(
+        s.wait_for_local_count("INBOX", 3),
+        "the message sent during the loss never arrived; events: {:#?}",
+        d.events
+    );
+    assert_eq!(s.assert_converged("INBOX"), 3);
+    // Push works again on the new connection.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    new_message(&s, 556);
+    assert!(
+        s.wait_for_local_count("INBOX", 4),
+        "push did not resume; events: {:#?}",
+        d.events
+    );
+    assert_eq!(s.assert_converged("INBOX"), 4);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+}

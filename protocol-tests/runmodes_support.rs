@@ -255,3 +255,68 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// A TCP relay to the server whose connections the test can cut (a network loss).
+pub struct Relay {
+    /// The port twinbox connects to.
+    pub port: u16,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Relay {
+    /// Relays 127.0.0.1:port to 127.0.0.1:`upstream`.
+    pub fn start(upstream: u16) -> Relay {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind relay");
+        let port = listener.local_addr().expect("addr").port();
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::<TcpStream>::new()));
+        let keep = conns.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { break };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                if let Ok(mut k) = keep.lock() {
+                    k.push(c2);
+                    k.push(s2);
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone(), server.try_clone()),
+                    (server.try_clone(), client.try_clone()),
+                ]
+                .into_iter()
+                .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Relay { port, conns }
+    }
+
+    /// Cuts every connection made so far (new ones still get through).
+    pub fn cut(&self) {
+        if let Ok(mut k) = self.conns.lock() {
+            for s in k.drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+}
+
+impl Setup {
+    /// Points the remote repository at `port` (e.g. a [`Relay`]).
+    pub fn remote_port(&self, port: u16) {
+        let text = std::fs::read_to_string(&self.conf).expect("read config");
+        let from = format!("remoteport = {}", self.dv.imap_port());
+        let text = text.replacen(&from, &format!("remoteport = {port}"), 1);
+        std::fs::write(&self.conf, text).expect("write config");
+    }
+}
