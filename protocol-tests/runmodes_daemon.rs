@@ -227,3 +227,59 @@ fn push_reconnects_after_a_network_loss_and_catches_up() {
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit().success());
 }
+
+#[test]
+fn a_sync_that_cannot_connect_is_retried_with_backoff() {
+    let s = setup(DovecotOptions::default(), "", 3);
+    let relay = crate::runmodes_support::Relay::start(s.dv.imap_port());
+    s.remote_port(relay.port);
+    relay.set_down(true);
+    let mut d = s.daemon(&[]);
+    d.wait_event("the connection error", |v| {
+        v["event"] == "error" && v["account"] == "Test"
+    });
+    d.wait_event("a retry announced", |v| {
+        v["event"] == "info"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("retrying in"))
+    });
+    relay.set_down(false);
+    let start = d.wait_event("the retry", |v| {
+        v["event"] == "sync_start" && v["reason"] == "retry"
+    });
+    assert_eq!(start["mode"], "full");
+    let end = d.wait_sync(1);
+    assert_eq!(end["copied_to_local"], 3, "{end}");
+    assert_eq!(s.assert_converged("INBOX"), 3);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+}
+
+#[test]
+fn usr2_during_a_sync_lets_it_finish_then_exits() {
+    let s = setup(DovecotOptions::default(), "", 0);
+    for (i, f) in ["A", "B", "C", "D"].iter().enumerate() {
+        s.dv.seed_mailbox("alice", f, &sample_messages(60 + i as u64, 30), &[])
+            .expect("seed");
+    }
+    let mut d = s.daemon(&["-1"]);
+    d.wait_event("a mailbox under way", |v| v["event"] == "mailbox_start");
+    d.signal(libc::SIGUSR2);
+    let status = d.wait_exit();
+    assert!(status.success(), "exit status {status}");
+    let ends: Vec<&serde_json::Value> = d
+        .events
+        .iter()
+        .filter(|v| v["event"] == "account_end")
+        .collect();
+    assert_eq!(ends.len(), 1, "exactly the current sync");
+    assert_eq!(
+        ends[0]["stopped"], false,
+        "USR2 must not cut the sync short"
+    );
+    assert_eq!(ends[0]["copied_to_local"], 120);
+    for f in ["A", "B", "C", "D"] {
+        assert_eq!(s.assert_converged(f), 30);
+    }
+}

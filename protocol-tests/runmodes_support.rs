@@ -261,6 +261,7 @@ pub struct Relay {
     /// The port twinbox connects to.
     pub port: u16,
     conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Relay {
@@ -271,9 +272,15 @@ impl Relay {
         let port = listener.local_addr().expect("addr").port();
         let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::<TcpStream>::new()));
         let keep = conns.clone();
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let is_down = down.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { break };
+                if is_down.load(std::sync::atomic::Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                     continue;
                 };
@@ -298,7 +305,12 @@ impl Relay {
                 }
             }
         });
-        Relay { port, conns }
+        Relay { port, conns, down }
+    }
+
+    /// While down, new connections are closed at once (existing ones are not touched).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Cuts every connection made so far (new ones still get through).

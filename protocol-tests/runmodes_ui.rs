@@ -155,6 +155,13 @@ fn basic_prints_the_summary_and_unknown_ui_is_a_usage_error() {
         out.contains("INBOX: copied 2 to local"),
         "no mailbox line: {out}"
     );
+    // `[general] ui` chooses when `-u` does not (offlineimap's names accepted).
+    let (status, out, err) = s.run(&["-k", "ui=MachineUI", "-o"]);
+    assert!(status.success(), "stderr {err}");
+    for l in out.lines() {
+        let v: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["event"].is_string(), "{l}");
+    }
     let (status, _, err) = s.run(&["-u", "fancy", "-o"]);
     assert_eq!(status.code(), Some(2));
     assert!(err.contains("unknown user interface"), "{err}");

@@ -40,7 +40,7 @@ pub struct ModeOptions {
 }
 
 /// First wait before retrying a sync that could not connect.
-const RETRY: Duration = Duration::from_secs(15);
+const RETRY: Duration = Duration::from_secs(5);
 /// How often the wall clock is compared with the monotonic one while waiting.
 const CLOCK_TICK: Duration = Duration::from_secs(5);
 /// A wall-clock jump beyond the monotonic time larger than this means a suspend.
