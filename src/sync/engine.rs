@@ -137,7 +137,8 @@ pub struct AccountReport {
     pub planned: Vec<String>,
     /// Wall time.
     pub seconds: f64,
-    /// Whether a stop request cut the sync short (some mailboxes left for the next run).
+    /// Whether a stop was requested while this sync ran (it then ends at the next mailbox
+    /// or copy batch; what is left is done by the next run).
     pub stopped: bool,
 }
 
