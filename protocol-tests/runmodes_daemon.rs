@@ -283,3 +283,27 @@ fn usr2_during_a_sync_lets_it_finish_then_exits() {
         assert_eq!(s.assert_converged(f), 30);
     }
 }
+
+#[test]
+fn without_notify_or_idle_the_daemon_says_so_and_still_syncs_on_usr1() {
+    let s = setup(
+        DovecotOptions::default().capabilities(capabilities_without(&["NOTIFY", "IDLE"])),
+        "idlefolders = INBOX",
+        1,
+    );
+    let mut d = s.daemon(&[]);
+    d.wait_sync(1);
+    d.wait_event("no push available", |v| {
+        v["event"] == "info"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("neither NOTIFY nor IDLE"))
+    });
+    new_message(&s, 808);
+    d.signal(libc::SIGUSR1);
+    let end = d.wait_sync(2);
+    assert_eq!(end["copied_to_local"], 1, "{end}");
+    assert_eq!(s.assert_converged("INBOX"), 2);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+}

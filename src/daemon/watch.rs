@@ -64,8 +64,16 @@ pub async fn watch(spec: WatchSpec, tx: UnboundedSender<WatchEvent>) {
                 )));
             }
             Ok(s) => {
+                let idle = s.has("IDLE");
                 let _ = s.logout().await;
                 if spec.folders.is_empty() {
+                    return;
+                }
+                if !idle {
+                    let _ = tx.send(WatchEvent::Info(
+                        "push: the server offers neither NOTIFY nor IDLE; syncing every autorefresh only"
+                            .to_string(),
+                    ));
                     return;
                 }
                 let _ = tx.send(WatchEvent::Info(format!(
