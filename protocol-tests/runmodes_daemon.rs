@@ -307,3 +307,60 @@ fn without_notify_or_idle_the_daemon_says_so_and_still_syncs_on_usr1() {
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit().success());
 }
+
+#[test]
+fn autorefresh_repeats_with_quick_syncs_between_full_ones() {
+    // 0.02 minutes: a refresh every 1.2 s; `quick = 2`: two quick syncs between full ones.
+    let s = Setup::new(
+        DovecotOptions::default(),
+        "autorefresh = 0.02\nquick = 2",
+        "",
+    );
+    s.dv.seed_mailbox("alice", "INBOX", &sample_messages(70, 2), &[])
+        .expect("seed");
+    let mut d = s.daemon(&[]);
+    let mut starts = Vec::new();
+    while starts.len() < 4 {
+        let v = d.wait_event("sync_start", |v| v["event"] == "sync_start");
+        starts.push((
+            v["reason"].as_str().unwrap_or("").to_string(),
+            v["mode"].as_str().unwrap_or("").to_string(),
+        ));
+    }
+    let expected: Vec<(String, String)> = [
+        ("start", "full"),
+        ("refresh", "quick"),
+        ("refresh", "quick"),
+        ("refresh", "full"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(starts, expected);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+    assert_eq!(s.assert_converged("INBOX"), 2);
+}
+
+#[test]
+fn notify_push_syncs_a_new_mailbox() {
+    let s = setup(DovecotOptions::default(), "idlefolders = INBOX", 1);
+    let mut d = s.daemon(&[]);
+    d.wait_sync(1);
+    d.wait_event("push set up", |v| {
+        v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    s.dv.create_mailbox("alice", "Projects")
+        .expect("create mailbox");
+    s.dv.append("alice", "Projects", &sample_messages(71, 1).concat(), &[])
+        .expect("append");
+    assert!(
+        s.wait_for_local_count("Projects", 1),
+        "the new mailbox did not arrive by push; events: {:#?}",
+        d.events
+    );
+    assert_eq!(s.assert_converged("Projects"), 1);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+}
