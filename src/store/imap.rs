@@ -353,8 +353,11 @@ impl Store for ImapStore {
             // `-FLAGS` then `+FLAGS` pair would fail its second half on the MODSEQ our
             // first half produced.
             let mut groups: HashMap<Vec<String>, Vec<u32>> = HashMap::new();
+            // Only a change that both adds and removes needs the replacement; a pure
+            // addition or removal is one `+FLAGS`/`-FLAGS` below and cannot undo a flag
+            // another client set meanwhile.
             for a in actions {
-                if !a.add.is_empty() || !a.remove.is_empty() {
+                if !a.add.is_empty() && !a.remove.is_empty() {
                     groups
                         .entry(a.target.iter().cloned().collect())
                         .or_default()
@@ -374,13 +377,14 @@ impl Store for ImapStore {
                     .await?;
                 failed.extend(r.modified);
             }
-            failed.sort_unstable();
-            failed.dedup();
-            return Ok(failed);
         }
+        let replace_done = unchanged_since.is_some() && self.session.condstore;
         // Group UIDs that get the same change into one command each.
         let mut groups: HashMap<(bool, Vec<String>), Vec<u32>> = HashMap::new();
         for a in actions {
+            if replace_done && !a.add.is_empty() && !a.remove.is_empty() {
+                continue;
+            }
             if !a.add.is_empty() {
                 groups
                     .entry((true, a.add.iter().cloned().collect()))
