@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::cli::run::{self as runner, RunOptions, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL};
 use crate::config::{Config, QuickSync, RepositoryKind};
 use crate::store::ScanMode;
-use crate::sync::{sync_account, AccountSpec, StoreSpec, SyncObserver};
+use crate::sync::{AccountSpec, StoreSpec, SyncObserver};
 use crate::ui::{SyncStart, Ui, UiKind};
 
 pub mod signals;
@@ -107,6 +107,9 @@ struct Ctx {
     once: bool,
     quick: bool,
     folders: Option<Vec<String>>,
+    hooks: std::collections::HashMap<String, crate::cli::hooks::Hooks>,
+    cfg: Config,
+    dry_run: bool,
 }
 
 /// Runs every selected account in its mode; returns the exit status.
@@ -162,6 +165,9 @@ pub async fn run(cfg: Config, opts: RunOptions, mode: ModeOptions, ui: Arc<dyn U
         once: mode.once || opts.dry_run,
         quick: opts.quick,
         folders: opts.folders.clone(),
+        hooks: crate::cli::hooks::Hooks::all(&cfg),
+        cfg: cfg.clone(),
+        dry_run: opts.dry_run,
     });
     let mut tasks = Vec::new();
     for (account, mut spec) in accounts {
@@ -274,7 +280,14 @@ async fn account_loop(
         });
         let failed_to_connect = {
             let _permit = ctx.sem.acquire().await;
-            match sync_account(&spec).await {
+            let res = crate::cli::hooks::sync_with_hooks(&spec, ctx.hooks.get(&name)).await;
+            if !ctx.dry_run {
+                // offlineimap's [mbnames]: the folder list, rewritten after every sync.
+                if let Err(e) = crate::cli::mbnames::write(&ctx.cfg) {
+                    ui.error(Some(&name), &format!("{e:#}"));
+                }
+            }
+            match res {
                 Ok(report) => {
                     tracing::info!(target: "twinbox::sync", "{}", report.summary());
                     ui.account_done(&report);
