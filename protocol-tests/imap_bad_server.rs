@@ -392,3 +392,27 @@ async fn imap_bye_and_silent_server_give_clear_errors() {
     drop(s);
     server.wait(WAIT).assert_ok();
 }
+
+/// A completion forged before STARTTLS's OK for a tag the client has not used yet (its
+/// future AUTHENTICATE) is not taken as that command's answer after the upgrade.
+#[tokio::test]
+async fn imap_forged_completion_before_starttls_is_ignored() {
+    let (port, server) = FakeServer::start(vec![
+        Step::line("* OK [CAPABILITY IMAP4rev1 STARTTLS] fake"),
+        Step::expect_cmd("STARTTLS"),
+        Step::raw("T3 OK [CAPABILITY IMAP4rev1 X-FORGED] forged login\r\n"),
+        Step::tagged("OK Begin TLS"),
+        Step::StartTls,
+        Step::expect_cmd("CAPABILITY"),
+        Step::line("* CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR"),
+        Step::tagged("OK done"),
+        Step::expect_cmd("AUTHENTICATE"),
+        Step::tagged("NO [AUTHENTICATIONFAILED] wrong password"),
+        Step::ExpectClosed,
+    ]);
+    let mut o = opts(port, Security::StartTls);
+    o.tls.ca_file = Some(server.ca_cert_path().to_path_buf());
+    let text = refused(&o, "authentication as alice failed").await;
+    assert!(text.contains("wrong password"), "{text}");
+    server.wait(WAIT).assert_ok();
+}
