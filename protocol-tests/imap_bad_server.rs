@@ -290,10 +290,11 @@ async fn imap_oversize_literals_fail_the_message_cleanly() {
         .unwrap_or_else(|e| panic!("{e:#}"));
     let peak_before = vm_peak_kib();
     let err = fetch_one(&mut s).await.expect_err("4 GiB literal");
-    // Not even reserved: the process's peak address space did not grow by gigabytes
-    // (other tests running meanwhile use far less than the 2 GiB allowed here).
+    // Not even reserved: the process's peak address space did not grow by the 4 GiB
+    // announced (other tests in the process, with their threads' stacks and malloc arenas,
+    // add far less than the 3 GiB allowed here in that moment).
     let grown = vm_peak_kib().saturating_sub(peak_before);
-    assert!(grown < 2 << 20, "VmPeak grew by {grown} KiB");
+    assert!(grown < 3 << 20, "VmPeak grew by {grown} KiB");
     let text = err.to_string();
     assert!(
         matches!(
