@@ -7,5 +7,6 @@
 mod fake;
 mod support;
 mod sync_crash;
+mod sync_kill;
 mod sync_scenarios;
 mod testbed_smoke;
