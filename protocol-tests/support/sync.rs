@@ -87,6 +87,9 @@ pub trait MailSide: Send + Sync {
     }
 }
 
+/// UIDs by neutral mailbox name and content hash.
+type UidCache = HashMap<String, HashMap<String, Vec<u32>>>;
+
 /// An account on a (possibly shared) private dovecot, inspected with doveadm.
 #[derive(Clone)]
 pub struct ImapSide {
@@ -96,7 +99,7 @@ pub struct ImapSide {
     pub user: String,
     /// Known UIDs by (neutral mailbox, content hash); refreshed on a miss, dropped when
     /// UIDs may change (expunge, UIDVALIDITY, restore).
-    uids: Arc<Mutex<HashMap<String, HashMap<String, Vec<u32>>>>>,
+    uids: Arc<Mutex<UidCache>>,
 }
 
 /// One message in [`ImapSide::fetch_all`].
