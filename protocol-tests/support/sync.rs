@@ -648,6 +648,31 @@ impl<L: MailSide> SyncBed<L> {
         RunOutcome::from_output(wait_with_timeout(child, RUN_TIMEOUT).expect("twinbox run"))
     }
 
+    /// Runs twinbox once under `/usr/bin/time` (when installed) and returns its peak RSS in
+    /// kB with the outcome (asserting success).
+    pub fn sync_measured(&self) -> (RunOutcome, Option<u64>) {
+        if !std::path::Path::new("/usr/bin/time").exists() {
+            return (self.sync(), None);
+        }
+        let mut c = Command::new("/usr/bin/time");
+        c.args(["-f", "twinbox-maxrss-kb=%M", twinbox_bin(), "-c"])
+            .arg(self.config_path())
+            .env_remove("TWINBOX_FAULT_AFTER")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = c.spawn().expect("spawn twinbox");
+        let r =
+            RunOutcome::from_output(wait_with_timeout(child, RUN_TIMEOUT).expect("twinbox run"));
+        assert!(r.ok(), "twinbox run failed:\n{r}");
+        let rss = r
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("twinbox-maxrss-kb="))
+            .and_then(|v| v.trim().parse().ok());
+        (r, rss)
+    }
+
     /// Runs twinbox once.
     pub fn run(&self) -> RunOutcome {
         self.run_with(&[], &[])
