@@ -28,5 +28,6 @@ mod runmodes_support;
 mod runmodes_ui;
 mod support;
 mod sync_crash;
+mod sync_kill;
 mod sync_scenarios;
 mod testbed_smoke;
