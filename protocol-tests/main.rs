@@ -5,6 +5,7 @@
 
 mod fake;
 mod maildir_bed;
+mod maildir_bench;
 mod maildir_dovecot;
 mod maildir_native;
 mod maildir_scenarios;
