@@ -2,8 +2,15 @@
 
 use argh::FromArgs;
 
+pub mod admin;
+pub mod check;
 pub mod demo;
+pub mod hooks;
+pub mod import;
+pub mod import_lambda;
+pub mod info;
 pub mod logging;
+pub mod mbnames;
 pub mod password;
 pub mod probe;
 pub mod run;
@@ -63,6 +70,14 @@ pub enum Command {
     Probe(probe::ProbeArgs),
     /// Run a two-way sync against a private dovecot with sample mail.
     Demo(demo::DemoArgs),
+    /// Verify the state against both servers (read-only); exit 1 on inconsistencies.
+    Check(check::CheckArgs),
+    /// Rename a mailbox on both sides and in the state.
+    Rename(admin::RenameArgs),
+    /// Delete a mailbox on both sides and in the state (with --yes).
+    Delete(admin::DeleteArgs),
+    /// Translate an offlineimap configuration into a twinbox one.
+    ImportConfig(import::ImportArgs),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -70,6 +85,9 @@ pub fn run(args: Args) -> i32 {
     if args.version {
         println!("twinbox {}", env!("CARGO_PKG_VERSION"));
         return 0;
+    }
+    if args.command.is_none() && !args.info {
+        return sync_command(&args);
     }
     if let Err(e) = logging::init(args.debug.as_deref(), args.logfile.as_deref()) {
         eprintln!("twinbox: {e:#}");
@@ -86,6 +104,7 @@ pub fn run(args: Args) -> i32 {
             return 2;
         }
     };
+    let opts = run_options(&args);
     match args.command {
         Some(Command::Probe(p)) => match rt.block_on(probe::run(p)) {
             Ok(()) => 0,
@@ -101,25 +120,43 @@ pub fn run(args: Args) -> i32 {
                 2
             }
         },
-        None => {
-            let split = |s: &Option<String>| {
-                s.as_ref().map(|v| {
-                    v.split(',')
-                        .map(|x| x.trim().to_string())
-                        .filter(|x| !x.is_empty())
-                        .collect::<Vec<_>>()
-                })
-            };
-            let opts = run::RunOptions {
-                config: args.config.as_ref().map(Into::into),
-                accounts: split(&args.accounts),
-                folders: split(&args.folders),
-                quick: args.quick,
-                single: args.single,
-                overrides: args.override_.clone(),
-                dry_run: args.dry_run,
-            };
-            rt.block_on(run::run(opts))
-        }
+        Some(Command::Check(c)) => rt.block_on(check::run(opts, c)),
+        Some(Command::Rename(r)) => rt.block_on(admin::rename(opts, r)),
+        Some(Command::Delete(d)) => rt.block_on(admin::delete(opts, d)),
+        Some(Command::ImportConfig(i)) => import::run(i),
+        None => rt.block_on(info::run(opts)),
     }
+}
+
+/// The sync options the global flags give.
+fn run_options(args: &Args) -> run::RunOptions {
+    let split = |s: &Option<String>| {
+        s.as_ref().map(|v| {
+            v.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect::<Vec<_>>()
+        })
+    };
+    run::RunOptions {
+        config: args.config.as_ref().map(Into::into),
+        accounts: split(&args.accounts),
+        folders: split(&args.folders),
+        quick: args.quick,
+        single: args.single,
+        overrides: args.override_.clone(),
+        dry_run: args.dry_run,
+    }
+}
+
+/// The sync itself: one shot or daemon, with the chosen UI (see [`crate::daemon`]).
+fn sync_command(args: &Args) -> i32 {
+    let opts = run_options(args);
+    let mode = crate::daemon::ModeOptions {
+        once: args.once,
+        ui: args.ui.clone(),
+        logfile: args.logfile.clone(),
+        debug: args.debug.clone(),
+    };
+    crate::daemon::main(opts, mode)
 }

@@ -17,7 +17,7 @@ use crate::imap::{self, Compression, ConnectOptions, Endpoint, Password};
 use crate::store::ScanMode;
 use crate::sync::names::FolderRules;
 use crate::sync::plan::Policy;
-use crate::sync::{sync_account, AccountReport, AccountSpec, SideSpec, StoreSpec, SyncOptions};
+use crate::sync::{AccountReport, AccountSpec, SideSpec, StoreSpec, SyncOptions};
 
 /// What the command line asks of a run.
 #[derive(Debug, Clone, Default)]
@@ -231,6 +231,7 @@ pub fn account_spec(
         policy: Policy::default(),
         max_connections: if opts.single { 1 } else { max_conn },
         fsync: cfg.general.fsync,
+        restrictions: super::hooks::restrictions(cfg, account),
         ..SyncOptions::default()
     };
     Ok(AccountSpec {
@@ -311,10 +312,12 @@ pub async fn run(opts: RunOptions) -> i32 {
     };
     let sem = Arc::new(tokio::sync::Semaphore::new(parallel));
     let metadata = cfg.general.metadata.clone();
+    let hooks = Arc::new(super::hooks::Hooks::all(&cfg));
     let mut tasks = Vec::new();
     for spec in specs {
         let sem = sem.clone();
         let metadata = metadata.clone();
+        let hooks = hooks.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
             let _lock = if spec.options.dry_run {
@@ -325,7 +328,8 @@ pub async fn run(opts: RunOptions) -> i32 {
                     Err(e) => return (spec.name.clone(), Err(e)),
                 }
             };
-            (spec.name.clone(), sync_account(&spec).await)
+            let res = super::hooks::sync_with_hooks(&spec, hooks.get(&spec.name)).await;
+            (spec.name.clone(), res)
         }));
     }
     for t in tasks {
@@ -348,6 +352,12 @@ pub async fn run(opts: RunOptions) -> i32 {
                 eprintln!("twinbox: {name}: {e:#}");
                 status = EXIT_ERROR;
             }
+        }
+    }
+    if !opts.dry_run {
+        if let Err(e) = super::mbnames::write(&cfg) {
+            eprintln!("twinbox: {e:#}");
+            status = status.max(EXIT_PARTIAL);
         }
     }
     status

@@ -1,7 +1,12 @@
 //! The sync engine: planning (pure) and applying plans through the store layer.
 
 pub mod engine;
+pub mod filter;
 pub mod names;
 pub mod plan;
+pub mod progress;
 
-pub use engine::{sync_account, AccountReport, AccountSpec, SideSpec, StoreSpec, SyncOptions};
+pub use engine::{
+    sync_account, AccountReport, AccountSpec, Counts, SideSpec, StoreSpec, SyncOptions,
+};
+pub use progress::{StopToken, SyncEvent, SyncObserver};
