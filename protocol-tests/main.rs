@@ -24,6 +24,7 @@ mod maildir_bench;
 mod maildir_dovecot;
 mod maildir_native;
 mod maildir_scenarios;
+mod maildir_side;
 mod runmodes_daemon;
 mod runmodes_support;
 mod runmodes_ui;

@@ -128,12 +128,20 @@ impl Store for MaildirStore {
         let mut out = Vec::new();
         let reads_before = self.opts.reads.load(std::sync::atomic::Ordering::Relaxed);
         for (name, _) in self.opts.layout.list()? {
-            let (f, _) = self.load_fresh(&name)?;
+            // A folder that cannot be read is listed without status: the engine opens it,
+            // and that one folder fails with the reason while the others sync.
+            let status = match self.load_fresh(&name) {
+                Ok((f, _)) => Some(status_of(&f)),
+                Err(e) => {
+                    tracing::warn!(target: "twinbox::maildir", "{name}: {e:#}");
+                    None
+                }
+            };
             out.push(MailboxInfo {
                 name,
                 delimiter: Some(self.opts.layout.sep),
                 selectable: true,
-                status: Some(status_of(&f)),
+                status,
             });
         }
         let read = self.opts.reads.load(std::sync::atomic::Ordering::Relaxed) - reads_before;

@@ -158,10 +158,15 @@ fn entries(dir: &Path, sub: &str) -> anyhow::Result<Vec<String>> {
     let mut v = Vec::new();
     for e in rd {
         let e = e.with_context(|| format!("cannot read {}", p.display()))?;
-        if let Some(n) = e.file_name().to_str() {
-            if !n.starts_with('.') {
-                v.push(n.to_string());
-            }
+        match e.file_name().to_str() {
+            Some(n) if !n.starts_with('.') => v.push(n.to_string()),
+            Some(_) => {}
+            None => tracing::warn!(
+                target: "twinbox::maildir",
+                "{}: skipping a file whose name is not UTF-8: {:?}",
+                p.display(),
+                e.file_name()
+            ),
         }
     }
     Ok(v)

@@ -32,9 +32,11 @@ fn assign_keywords(f: &mut Folder, flags: &Flags, fsync: bool) -> anyhow::Result
 }
 
 fn write_file(path: &Path, data: &[u8], mtime: i64, fsync: bool) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(data)
