@@ -283,7 +283,7 @@ fn dump(bed: &Bed) -> String {
         "state: {} | pending: {} | map: {} | remote: {}\n",
         q("T.db", "SELECT count(*), min(l_uid), max(l_uid), min(r_uid), max(r_uid) FROM message;").trim(),
         q("T.db", "SELECT count(*), min(pending_since), max(pending_since), min(l_uid), max(l_uid), min(r_uid), max(r_uid) FROM message WHERE l_uid IS NULL OR r_uid IS NULL;").trim(),
-        q("Repository-Local.uids.db", "SELECT uidvalidity, uidnext, modseq, messages FROM folder;").trim(),
+        q("T.Local.uids.db", "SELECT uidvalidity, uidnext, modseq, messages FROM folder;").trim(),
         bed.dv.mailbox_status(REMOTE, "INBOX").map(|s| format!("{s:?}")).unwrap_or_default()
     )
 }

@@ -70,11 +70,15 @@ pub struct MaildirStore {
 }
 
 fn status_of(f: &Folder) -> SideState {
+    row_status(&f.row)
+}
+
+fn row_status(row: &uidmap::FolderRow) -> SideState {
     SideState {
-        uidvalidity: f.row.uidvalidity,
-        uidnext: f.row.uidnext,
-        highestmodseq: f.row.modseq,
-        messages: f.row.messages,
+        uidvalidity: row.uidvalidity,
+        uidnext: row.uidnext,
+        highestmodseq: row.modseq,
+        messages: row.messages,
     }
 }
 
@@ -96,6 +100,19 @@ impl MaildirStore {
         self.open
             .as_mut()
             .ok_or_else(|| anyhow::anyhow!("internal: no Maildir folder open"))
+    }
+
+    /// A folder's status: from the map alone when its stamps prove it unchanged (no
+    /// message rows loaded, no directory read), else after reading it.
+    fn status(&self, name: &str) -> anyhow::Result<SideState> {
+        let dir = self.opts.layout.path(name)?;
+        if let Some(row) = self.map.folder(name)? {
+            if scan::unchanged(&row, &dir) {
+                return Ok(row_status(&row));
+            }
+        }
+        let (f, _) = self.load_fresh(name)?;
+        Ok(status_of(&f))
     }
 
     /// Loads a folder and reads it from disk unless its stamps prove it unchanged;
@@ -130,8 +147,8 @@ impl Store for MaildirStore {
         for (name, _) in self.opts.layout.list()? {
             // A folder that cannot be read is listed without status: the engine opens it,
             // and that one folder fails with the reason while the others sync.
-            let status = match self.load_fresh(&name) {
-                Ok((f, _)) => Some(status_of(&f)),
+            let status = match self.status(&name) {
+                Ok(s) => Some(s),
                 Err(e) => {
                     tracing::warn!(target: "twinbox::maildir", "{name}: {e:#}");
                     None

@@ -2,7 +2,8 @@
 //! counter and directory stamps, and per message its UID keyed by the file's unique part.
 //!
 //! It lives in a SQLite database in twinbox's metadata directory (not in the Maildir, so
-//! mail readers and dovecot never see it), one per repository. Every update is one
+//! mail readers and dovecot never see it), one per account and repository
+//! (`ACCOUNT.REPOSITORY.uids.db`, guarded by the account's lock). Every update is one
 //! transaction, committed after the file operation it records, so a crash leaves at most a
 //! file the map does not know yet; the next scan gives it a new UID and the sync engine
 //! recognises it as the copy it had started (its pending record).
