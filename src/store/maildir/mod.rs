@@ -319,3 +319,6 @@ impl Store for MaildirStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -201,6 +201,25 @@ pub fn rescan(map: &UidMap, folder: &mut Folder, reads: &AtomicU64) -> anyhow::R
             disk.insert(u, (in_new, n));
         }
     }
+    // A file renamed while the directory was being listed (a mail reader changing flags)
+    // may be missed by that listing. Before taking a known message for deleted, list once
+    // more.
+    let missing: std::collections::HashSet<&str> = folder
+        .msgs
+        .values()
+        .filter(|m| !disk.contains_key(&m.unique))
+        .map(|m| m.unique.as_str())
+        .collect();
+    if !missing.is_empty() {
+        for (in_new, sub) in [(true, "new"), (false, "cur")] {
+            for n in entries(&folder.dir, sub)? {
+                let u = filename::parse(&n).unique;
+                if missing.contains(u) {
+                    disk.insert(u.to_string(), (in_new, n));
+                }
+            }
+        }
+    }
     let next = folder.row.modseq + 1;
     let mut changed = false;
     let mut upsert: Vec<u32> = Vec::new();
