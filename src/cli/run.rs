@@ -163,6 +163,7 @@ fn maildir_store(
                 .join(format!("{}.{}.uids.db", account.name, repo.name));
             let mut o = MaildirOptions::new(layout, map);
             o.fsync = cfg.fsync_for(repo);
+            o.customflags = m.customflags.clone();
             StoreSpec::Maildir(Box::new(o))
         }
         config::MaildirEngine::Dovecot { imap_path } => {

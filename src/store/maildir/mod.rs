@@ -48,6 +48,9 @@ pub struct MaildirOptions {
     pub map_path: PathBuf,
     /// Counts folders read in full (for tests and benchmarks).
     pub reads: Arc<AtomicU64>,
+    /// Keyword letters fixed by the configuration (`customflag_x = keyword`); the others
+    /// come from each folder's `dovecot-keywords`.
+    pub customflags: std::collections::BTreeMap<char, String>,
 }
 
 impl MaildirOptions {
@@ -58,6 +61,7 @@ impl MaildirOptions {
             fsync: true,
             map_path,
             reads: Arc::new(AtomicU64::new(0)),
+            customflags: Default::default(),
         }
     }
 }
@@ -122,7 +126,7 @@ impl MaildirStore {
         if !layout::is_maildir(&dir) {
             anyhow::bail!("no Maildir folder {name:?} ({} has no cur/)", dir.display());
         }
-        let mut f = Folder::load(&self.map, name, dir)?;
+        let mut f = Folder::load(&self.map, name, dir, &self.opts.customflags)?;
         let mut changed = false;
         if !scan::unchanged(&f.row, &f.dir) {
             changed = scan::rescan(&self.map, &mut f, &self.opts.reads)?;

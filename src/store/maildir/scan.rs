@@ -33,19 +33,29 @@ pub struct Folder {
     pub msgs: BTreeMap<u32, MsgRow>,
     /// Its keyword table.
     pub keywords: Keywords,
+    /// Keyword letters fixed by the configuration.
+    pub pinned: BTreeMap<char, String>,
 }
 
 impl Folder {
-    /// Loads the folder's map rows (without reading the directory).
-    pub fn load(map: &UidMap, name: &str, dir: PathBuf) -> anyhow::Result<Folder> {
+    /// Loads the folder's map rows (without reading the directory); `pinned` are the
+    /// configured keyword letters.
+    pub fn load(
+        map: &UidMap,
+        name: &str,
+        dir: PathBuf,
+        pinned: &BTreeMap<char, String>,
+    ) -> anyhow::Result<Folder> {
         let row = map.folder_or_new(name)?;
         let msgs = map
             .messages(row.id)?
             .into_iter()
             .map(|m| (m.uid, m))
             .collect();
-        let keywords = Keywords::load(&dir)?;
+        let mut keywords = Keywords::load(&dir)?;
+        keywords.pin(pinned);
         Ok(Folder {
+            pinned: pinned.clone(),
             name: name.to_string(),
             dir,
             row,
@@ -192,6 +202,7 @@ pub fn rescan(map: &UidMap, folder: &mut Folder, reads: &AtomicU64) -> anyhow::R
     let started = now_ns();
     let st = stamps(&folder.dir);
     folder.keywords = Keywords::load(&folder.dir)?;
+    folder.keywords.pin(&folder.pinned);
     let kw = &folder.keywords;
     // unique part -> (in_new, file name); a file in cur/ wins over a copy in new/.
     let mut disk: HashMap<String, (bool, String)> = HashMap::new();

@@ -25,7 +25,7 @@ fn assign_keywords(f: &mut Folder, flags: &Flags, fsync: bool) -> anyhow::Result
     for k in flags.iter().filter(|k| !k.starts_with('\\')) {
         changed |= f.keywords.assign(k);
     }
-    if changed {
+    if changed || f.keywords.dirty() {
         f.keywords.save(&f.dir, fsync)?;
     }
     Ok(())
