@@ -156,12 +156,14 @@ fn maildir_store(
     };
     Ok(match &m.engine {
         config::MaildirEngine::Native => {
+            // One UID map per account and repository: the account's lock guards it.
             let map = cfg
                 .general
                 .metadata
-                .join(format!("Repository-{}.uids.db", repo.name));
+                .join(format!("{}.{}.uids.db", account.name, repo.name));
             let mut o = MaildirOptions::new(layout, map);
             o.fsync = cfg.fsync_for(repo);
+            o.customflags = m.customflags.clone();
             StoreSpec::Maildir(Box::new(o))
         }
         config::MaildirEngine::Dovecot { imap_path } => {
