@@ -4,6 +4,7 @@
 //! server (`fake::FakeServer`) on free loopback ports, so the tests run in parallel.
 
 mod cli_admin;
+mod cli_flags;
 mod cli_import;
 mod cli_sync;
 mod cli_util;
