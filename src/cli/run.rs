@@ -66,7 +66,11 @@ impl FolderRules for FolderMapping {
 pub fn load_config(opts: &RunOptions) -> anyhow::Result<Config> {
     let env = config::Env::from_process();
     let path = config::default_config_path(opts.config.as_deref(), &env)?;
-    Ok(Config::load(&path, &opts.overrides)?)
+    let cfg = Config::load(&path, &opts.overrides)?;
+    for w in &cfg.inert {
+        eprintln!("twinbox: warning: {w}");
+    }
+    Ok(cfg)
 }
 
 fn connect_options(
