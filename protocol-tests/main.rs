@@ -2,6 +2,11 @@
 //!
 //! Every test starts its own private dovecot (`twinbox::testbed::Dovecot`) or scripted fake
 //! server (`fake::FakeServer`) on free loopback ports, so the tests run in parallel.
+//!
+//! The IMAP client layer's tests are the `imap_*` modules (`cargo test --test protocol
+//! imap_`): every transport with and without compression, TLS verification, commands,
+//! bad servers and `twinbox probe`; `imap_support` holds their shared helpers.
+//! `support` holds the shared sync test bed.
 
 mod cli_admin;
 mod cli_flags;
@@ -9,4 +14,20 @@ mod cli_import;
 mod cli_sync;
 mod cli_util;
 mod fake;
+mod imap_bad_server;
+mod imap_commands;
+mod imap_probe;
+mod imap_support;
+mod imap_tls;
+mod imap_transports;
+mod maildir_bed;
+mod maildir_dovecot;
+mod maildir_native;
+mod maildir_scenarios;
+mod runmodes_daemon;
+mod runmodes_support;
+mod runmodes_ui;
+mod support;
+mod sync_crash;
+mod sync_scenarios;
 mod testbed_smoke;

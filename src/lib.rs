@@ -10,9 +10,11 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod fault;
 pub mod imap;
 pub mod state;
 pub mod store;
 pub mod sync;
 pub mod testbed;
+pub mod ui;

@@ -6,7 +6,13 @@ use tracing_subscriber::EnvFilter;
 /// those areas (`ALL` for everything). Protocol logs never contain passwords (the IMAP layer
 /// redacts LOGIN and AUTHENTICATE).
 pub fn init(debug: Option<&str>, logfile: Option<&str>) -> anyhow::Result<()> {
-    let mut filter = String::from("warn,twinbox=info");
+    init_with(debug, logfile, "warn,twinbox=info")
+}
+
+/// [`init`] with another base filter (`error` for the quiet UI, for instance); `-d` adds
+/// to it.
+pub fn init_with(debug: Option<&str>, logfile: Option<&str>, base: &str) -> anyhow::Result<()> {
+    let mut filter = String::from(base);
     if let Some(d) = debug {
         for area in d.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match area.to_ascii_lowercase().as_str() {

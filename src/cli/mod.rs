@@ -119,6 +119,9 @@ pub fn run(args: Args) -> i32 {
         println!("twinbox {}", env!("CARGO_PKG_VERSION"));
         return 0;
     }
+    if args.command.is_none() && !args.info {
+        return sync_command(&args);
+    }
     if let Err(e) = logging::init(args.debug.as_deref(), args.logfile.as_deref()) {
         eprintln!("twinbox: {e:#}");
         return 2;
@@ -154,8 +157,7 @@ pub fn run(args: Args) -> i32 {
         Some(Command::Rename(r)) => rt.block_on(admin::rename(opts, r)),
         Some(Command::Delete(d)) => rt.block_on(admin::delete(opts, d)),
         Some(Command::ImportConfig(i)) => import::run(i),
-        None if args.info => rt.block_on(info::run(opts)),
-        None => rt.block_on(run::run(opts)),
+        None => rt.block_on(info::run(opts)),
     }
 }
 
@@ -178,4 +180,16 @@ fn run_options(args: &Args) -> run::RunOptions {
         overrides: args.override_.clone(),
         dry_run: args.dry_run,
     }
+}
+
+/// The sync itself: one shot or daemon, with the chosen UI (see [`crate::daemon`]).
+fn sync_command(args: &Args) -> i32 {
+    let opts = run_options(args);
+    let mode = crate::daemon::ModeOptions {
+        once: args.once,
+        ui: args.ui.clone(),
+        logfile: args.logfile.clone(),
+        debug: args.debug.clone(),
+    };
+    crate::daemon::main(opts, mode)
 }

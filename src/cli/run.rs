@@ -3,6 +3,8 @@
 //! connection error).
 
 use std::io::Write;
+
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -137,6 +139,48 @@ fn connect_options(
     Ok(o)
 }
 
+/// The store of a Maildir repository: native, or dovecot's imap binary as a PREAUTH
+/// tunnel on it.
+fn maildir_store(
+    cfg: &Config,
+    account: &Account,
+    repo: &config::Repository,
+    m: &config::MaildirRepository,
+    label: String,
+) -> anyhow::Result<StoreSpec> {
+    use crate::store::maildir::{dovecot, Inbox, Layout, MaildirOptions};
+    let layout = Layout {
+        root: m.root.clone(),
+        sep: m.sep,
+        inbox: match m.inbox {
+            config::InboxLayout::Root => Inbox::Root,
+            config::InboxLayout::Folder => Inbox::Folder,
+        },
+        utf8: cfg.utf8_folder_names(account),
+    };
+    Ok(match &m.engine {
+        config::MaildirEngine::Native => {
+            let map = cfg
+                .general
+                .metadata
+                .join(format!("Repository-{}.uids.db", repo.name));
+            let mut o = MaildirOptions::new(layout, map);
+            o.fsync = cfg.fsync_for(repo);
+            StoreSpec::Maildir(Box::new(o))
+        }
+        config::MaildirEngine::Dovecot { imap_path } => {
+            let command = dovecot::tunnel_command(imap_path, &layout)?;
+            let mut o = ConnectOptions::new(Endpoint::Tunnel {
+                command,
+                preauth: true,
+            });
+            o.label = label;
+            o.compress = Compression::Never;
+            StoreSpec::Imap(Box::new(o))
+        }
+    })
+}
+
 /// Builds the engine's view of an account.
 pub fn account_spec(
     cfg: &Config,
@@ -162,9 +206,10 @@ pub fn account_spec(
                     format!("{}/{which}", account.name),
                 )?))
             }
-            RepositoryKind::Maildir(_) => anyhow::bail!(
-                "[Repository {name}]: Maildir repositories are not supported yet by this build; use an IMAP repository (or a dovecot preauthtunnel on the Maildir)"
-            ),
+            RepositoryKind::Maildir(m) => {
+                maildir_store(cfg, account, repo, m, format!("{}/{which}", account.name))
+                    .with_context(|| format!("[Repository {name}]"))?
+            }
         };
         sides.push(SideSpec {
             store,

@@ -156,7 +156,7 @@ fn build_general(r: &Reader<'_>) -> Result<General, ConfigError> {
         })?,
     };
     let ui = match r.list("ui")? {
-        None => vec![Ui::Basic],
+        None => vec![Ui::Tty, Ui::Basic],
         Some((items, v)) => {
             let mut out = Vec::new();
             for item in &items {

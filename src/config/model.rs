@@ -113,7 +113,7 @@ pub struct General {
     /// `metadata`: where twinbox keeps its state (default `$XDG_DATA_HOME/twinbox`, i.e.
     /// `~/.local/share/twinbox`).
     pub metadata: PathBuf,
-    /// `ui`: user interfaces in order of preference (default `[Basic]`).
+    /// `ui`: user interfaces in order of preference (default `[TTYUI, Basic]`: TTYUI on a terminal, else Basic).
     pub ui: Vec<Ui>,
     /// `fsync`: whether to fsync files and directories at the points that matter
     /// (default yes).

@@ -99,6 +99,9 @@ pub struct Session {
     /// The stream is encrypted (TLS or ssh).
     pub encrypted: bool,
     pub(crate) selected: Option<Vec<u8>>,
+    /// Compressed-side totals once COMPRESS=DEFLATE is active, with the session counters'
+    /// (in, out) at the moment it started.
+    pub(crate) compress_stats: Option<(super::transport::CompressStats, u64, u64)>,
 }
 
 impl Session {
@@ -115,6 +118,19 @@ impl Session {
     /// Byte and command counters of this connection.
     pub fn counters(&self) -> std::sync::Arc<super::wire::WireCounters> {
         self.wire.counters.clone()
+    }
+
+    /// Bytes (received, sent) that crossed the transport under the session: the compressed
+    /// bytes once COMPRESS=DEFLATE is active (plus what went before it), else the same as
+    /// [`Self::counters`]. Above TLS and tunnels: what the IMAP layer handed them.
+    pub fn transport_bytes(&self) -> (u64, u64) {
+        let (bytes_in, bytes_out, _) = self.wire.counters.snapshot();
+        match &self.compress_stats {
+            Some((stats, base_in, base_out)) => {
+                (base_in + stats.wire.read(), base_out + stats.wire.written())
+            }
+            None => (bytes_in, bytes_out),
+        }
     }
 
     /// Sets the per-read timeout.
@@ -196,6 +212,7 @@ impl Session {
                         }
                     }
                 }
+                Fragment::Literal { data, .. } if log.is_some() => self.wire.queue_secret(&data),
                 Fragment::Literal { data, .. } => self.wire.queue_literal(&data),
             }
         }

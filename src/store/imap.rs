@@ -347,9 +347,44 @@ impl Store for ImapStore {
         actions: &[FlagAction],
         unchanged_since: Option<u64>,
     ) -> anyhow::Result<Vec<u32>> {
+        let mut failed = Vec::new();
+        if unchanged_since.is_some() && self.session.condstore {
+            // One atomic `FLAGS (target)` per message set, guarded by UNCHANGEDSINCE: a
+            // `-FLAGS` then `+FLAGS` pair would fail its second half on the MODSEQ our
+            // first half produced.
+            let mut groups: HashMap<Vec<String>, Vec<u32>> = HashMap::new();
+            // Only a change that both adds and removes needs the replacement; a pure
+            // addition or removal is one `+FLAGS`/`-FLAGS` below and cannot undo a flag
+            // another client set meanwhile.
+            for a in actions {
+                if !a.add.is_empty() && !a.remove.is_empty() {
+                    groups
+                        .entry(a.target.iter().cloned().collect())
+                        .or_default()
+                        .push(a.uid);
+                }
+            }
+            for (flags, uids) in groups {
+                let r = self
+                    .session
+                    .uid_store(
+                        &uid_set(&uids),
+                        StoreType::Replace,
+                        &flags,
+                        unchanged_since,
+                        true,
+                    )
+                    .await?;
+                failed.extend(r.modified);
+            }
+        }
+        let replace_done = unchanged_since.is_some() && self.session.condstore;
         // Group UIDs that get the same change into one command each.
         let mut groups: HashMap<(bool, Vec<String>), Vec<u32>> = HashMap::new();
         for a in actions {
+            if replace_done && !a.add.is_empty() && !a.remove.is_empty() {
+                continue;
+            }
             if !a.add.is_empty() {
                 groups
                     .entry((true, a.add.iter().cloned().collect()))
@@ -363,7 +398,6 @@ impl Store for ImapStore {
                     .push(a.uid);
             }
         }
-        let mut failed = Vec::new();
         for ((add, flags), uids) in groups {
             let kind = if add {
                 StoreType::Add

@@ -9,6 +9,7 @@ use crate::sync::plan::{Fingerprint, FlagAction, Flags, SideChanges};
 
 pub mod fingerprint;
 pub mod imap;
+pub mod maildir;
 
 /// A mailbox as a store lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use super::names::{from_neutral, to_neutral, FolderRules, Identity};
 use super::plan::{fmt_flags, plan, FlagAction, Flags, Plan, Policy, Side};
+use super::progress::{StopToken, SyncEvent, SyncObserver};
 use crate::state::{SideState, StateDb};
 use crate::store::imap::ImapStore;
 use crate::store::{Body, MailboxInfo, OwnChanges, ScanMode, Store, Upload};
@@ -19,6 +20,8 @@ use crate::store::{Body, MailboxInfo, OwnChanges, ScanMode, Store, Upload};
 pub enum StoreSpec {
     /// An IMAP server.
     Imap(Box<crate::imap::ConnectOptions>),
+    /// A Maildir tree read and written natively.
+    Maildir(Box<crate::store::maildir::MaildirOptions>),
 }
 
 /// One side of an account.
@@ -55,6 +58,10 @@ pub struct SyncOptions {
     pub batch_bytes: u64,
     /// maxage/maxsize, read-only sides, `expunge = no` ([`super::filter`]).
     pub restrictions: super::filter::Restrictions,
+    /// Receives progress events (user interfaces).
+    pub observer: Option<Arc<dyn SyncObserver>>,
+    /// Asks the sync to stop between mailboxes and between copy batches.
+    pub stop: Option<StopToken>,
 }
 
 impl Default for SyncOptions {
@@ -70,6 +77,8 @@ impl Default for SyncOptions {
             batch_messages: 200,
             batch_bytes: 8 * 1024 * 1024,
             restrictions: Default::default(),
+            observer: None,
+            stop: None,
         }
     }
 }
@@ -133,6 +142,9 @@ pub struct AccountReport {
     pub planned: Vec<String>,
     /// Wall time.
     pub seconds: f64,
+    /// Whether a stop was requested while this sync ran (it then ends at the next mailbox
+    /// or copy batch; what is left is done by the next run).
+    pub stopped: bool,
 }
 
 impl AccountReport {
@@ -159,6 +171,18 @@ impl AccountReport {
     }
 }
 
+impl SyncOptions {
+    fn emit(&self, e: impl FnOnce() -> SyncEvent) {
+        if let Some(o) = &self.observer {
+            o.event(&e());
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(StopToken::is_stopped)
+    }
+}
+
 /// Counts, failures, notes and planned actions gathered from the workers.
 type Collected = (Counts, Vec<(String, String)>, Vec<String>, Vec<String>);
 
@@ -166,6 +190,9 @@ type Collected = (Counts, Vec<(String, String)>, Vec<String>, Vec<String>);
 pub async fn open_store(spec: &SideSpec) -> anyhow::Result<Box<dyn Store>> {
     match &spec.store {
         StoreSpec::Imap(o) => Ok(Box::new(ImapStore::connect(o).await?)),
+        StoreSpec::Maildir(o) => Ok(Box::new(crate::store::maildir::MaildirStore::open_store(
+            o,
+        )?)),
     }
 }
 
@@ -335,6 +362,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                         ok = false;
                         continue;
                     }
+                    crate::fault::step("created");
                     report.counts.created[i] += 1;
                     native[i] = n;
                 }
@@ -356,6 +384,10 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         });
     }
     report.opened = jobs.len();
+    o.emit(|| SyncEvent::AccountStart {
+        account: a.name.clone(),
+        mailboxes: jobs.len(),
+    });
     let queue = Arc::new(Mutex::new(jobs));
     let results: Arc<Mutex<Collected>> = Arc::new(Mutex::new(Default::default()));
     let workers = o
@@ -378,6 +410,9 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                     Err(_) => None,
                 };
                 let Some(job) = job else { break };
+                if a.options.stopping() {
+                    break;
+                }
                 if stores.is_none() {
                     match open_pair(&a).await {
                         Ok(s) => stores = Some(s),
@@ -391,8 +426,18 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                 }
                 let Some(st) = stores.as_mut() else { break };
                 let t = Instant::now();
-                let res = sync_mailbox(st, &db, &job, &a.options).await;
+                a.options.emit(|| SyncEvent::MailboxStart {
+                    account: a.name.clone(),
+                    mailbox: job.name.clone(),
+                });
+                let res = sync_mailbox(st, &db, &job, &a.options, &a.name).await;
                 let failed = res.is_err();
+                a.options.emit(|| SyncEvent::MailboxEnd {
+                    account: a.name.clone(),
+                    mailbox: job.name.clone(),
+                    counts: res.as_ref().map(|m| m.counts.clone()).unwrap_or_default(),
+                    error: res.as_ref().err().map(|e| format!("{e:#}")),
+                });
                 {
                     let Ok(mut r) = results.lock() else { break };
                     match res {
@@ -432,6 +477,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
     report.notices.extend(notes);
     report.planned.extend(planned);
     report.seconds = t0.elapsed().as_secs_f64();
+    report.stopped = o.stopping();
     Ok(report)
 }
 
@@ -495,6 +541,7 @@ async fn sync_mailbox(
     db: &Mutex<StateDb>,
     job: &Job,
     o: &SyncOptions,
+    account: &str,
 ) -> anyhow::Result<MailboxResult> {
     let mut res = MailboxResult {
         counts: Counts::default(),
@@ -562,7 +609,7 @@ async fn sync_mailbox(
         &[scans[0].changes.clone(), scans[1].changes.clone()],
         &o.policy,
     );
-    let restricted = o.restrictions.apply(&mut p);
+    let restricted = o.restrictions.apply(&mut p, &records);
     res.notes.extend(
         restricted
             .notes
@@ -577,6 +624,12 @@ async fn sync_mailbox(
         return Ok(res);
     }
     let mb = row.id;
+    o.emit(|| SyncEvent::MailboxPlanned {
+        account: account.to_string(),
+        mailbox: job.name.clone(),
+        messages: p.copies.len() as u64,
+        bytes: p.copies.iter().map(|c| c.fp.size as u64).sum(),
+    });
     // 1. Record changes that need no server action (matches, pairs, forgotten records).
     if !p.records.is_empty() || scans.iter().any(|s| s.changes.uidvalidity_changed) {
         lock(db)?.write("records", |w| {
@@ -598,6 +651,13 @@ async fn sync_mailbox(
         let copies: Vec<_> = p.copies.iter().filter(|c| c.from == from).collect();
         let mut start = 0;
         while start < copies.len() {
+            if o.stopping() {
+                // Stop between batches: what was copied is recorded; the side states stay
+                // as they were, so the next run opens this mailbox again.
+                res.notes
+                    .push(format!("{}: stopped before the sync finished", job.name));
+                return Ok(res);
+            }
             let mut end = start;
             let mut bytes = 0u64;
             while end < copies.len()
@@ -647,9 +707,17 @@ async fn sync_mailbox(
                 .append(&uploads)
                 .await
                 .with_context(|| format!("storing messages on the {} side", to.name()))?;
+            crate::fault::step("appended");
             let bytes: u64 = uploads.iter().map(|u| u.data.len() as u64).sum();
             res.counts.copied[to.i()] += uploads.len() as u64;
             res.counts.bytes[to.i()] += bytes;
+            o.emit(|| SyncEvent::Copied {
+                account: account.to_string(),
+                mailbox: job.name.clone(),
+                to: to.name(),
+                messages: uploads.len() as u64,
+                bytes,
+            });
             lock(db)?.write("copied", |w| {
                 for ((id, _), uid) in upload_ids.iter().zip(&new) {
                     if let Some(uid) = uid {
@@ -684,6 +752,7 @@ async fn sync_mailbox(
             .with_context(|| format!("changing flags on the {} side", s.name()))?
             .into_iter()
             .collect();
+        crate::fault::step("stored flags");
         for (f, key, merged) in acts {
             if failed.contains(&f.uid) {
                 failed_keys.insert(*key);
@@ -721,6 +790,7 @@ async fn sync_mailbox(
             .expunge(&uids)
             .await
             .with_context(|| format!("expunging on the {} side", s.name()))?;
+        crate::fault::step("expunged on the server");
         res.counts.expunged[s.i()] += uids.len() as u64;
         ours[s.i()].expunged.extend(uids);
         let ids: Vec<i64> = ex.iter().map(|(_, id)| *id).collect();

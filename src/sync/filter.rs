@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use super::plan::{Fingerprint, FlagAction, Flags, Plan, RecordChange, Side};
+use super::plan::{Fingerprint, FlagAction, Flags, Plan, Record, RecordChange, Side};
 
 /// Which messages an account copies (`maxage` / `startdate`, `maxsize`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -89,8 +89,9 @@ impl Restrictions {
             && self.sync_deletes == [true, true]
     }
 
-    /// Rewrites `p` to obey the restrictions; returns what was left out.
-    pub fn apply(&self, p: &mut Plan) -> Restricted {
+    /// Rewrites `p` (planned from `records`) to obey the restrictions; returns what was
+    /// left out.
+    pub fn apply(&self, p: &mut Plan, records: &[Record]) -> Restricted {
         let mut out = Restricted::default();
         if self.is_none() {
             return out;
@@ -145,6 +146,14 @@ impl Restrictions {
                 // `expunge = no`: mark the message \Deleted and forget the pair.
                 let deleted: Flags = std::iter::once("\\Deleted".to_string()).collect();
                 for (uid, id) in std::mem::take(&mut p.expunges[i]) {
+                    // The flags it had at the last sync, plus \Deleted (a store that
+                    // replaces flags atomically sets these; others add \Deleted only).
+                    let mut target = records
+                        .iter()
+                        .find(|r| r.id == id)
+                        .map(|r| r.flags.clone())
+                        .unwrap_or_default();
+                    target.extend(deleted.iter().cloned());
                     let key = match s {
                         Side::Local => [uid, 0],
                         Side::Remote => [0, uid],
@@ -155,6 +164,7 @@ impl Restrictions {
                             uid,
                             add: deleted.clone(),
                             remove: Flags::new(),
+                            target,
                             modseq: None,
                         },
                         key,
@@ -208,6 +218,7 @@ mod tests {
                 uid,
                 add: seen.clone(),
                 remove: Flags::new(),
+                target: seen.clone(),
                 modseq: None,
             },
             key,
@@ -234,7 +245,7 @@ mod tests {
             ],
             ..Default::default()
         };
-        let out = r.apply(&mut p);
+        let out = r.apply(&mut p, &[]);
         let uids: Vec<u32> = p.copies.iter().map(|c| c.uid).collect();
         assert_eq!(uids, vec![1, 4, 5]);
         assert_eq!(out.filtered, [1, 1]);
@@ -257,7 +268,7 @@ mod tests {
             expunges: [vec![(8, 80)], vec![(9, 90)]],
             ..Default::default()
         };
-        let out = r.apply(&mut p);
+        let out = r.apply(&mut p, &[]);
         assert!(p.copies.iter().all(|c| c.from == Side::Remote));
         assert!(p.flags.iter().all(|(f, _, _)| f.side == Side::Local));
         assert!(out.held_flags.contains(&[4, 5]));
@@ -277,7 +288,7 @@ mod tests {
             expunges: [vec![(8, 80)], vec![(9, 90)]],
             ..Default::default()
         };
-        r.apply(&mut p);
+        r.apply(&mut p, &[]);
         assert_eq!(p.expunges[0], vec![(8, 80)]);
         assert!(p.expunges[1].is_empty());
         assert_eq!(p.flags.len(), 1);
@@ -298,7 +309,7 @@ mod tests {
             expunges: [vec![(8, 80)], vec![(9, 90)]],
             ..Default::default()
         };
-        let out = r.apply(&mut p);
+        let out = r.apply(&mut p, &[]);
         assert_eq!(
             p.expunges[0],
             vec![(8, 80)],

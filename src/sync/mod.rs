@@ -4,5 +4,9 @@ pub mod engine;
 pub mod filter;
 pub mod names;
 pub mod plan;
+pub mod progress;
 
-pub use engine::{sync_account, AccountReport, AccountSpec, SideSpec, StoreSpec, SyncOptions};
+pub use engine::{
+    sync_account, AccountReport, AccountSpec, Counts, SideSpec, StoreSpec, SyncOptions,
+};
+pub use progress::{StopToken, SyncEvent, SyncObserver};

@@ -191,6 +191,9 @@ pub struct FlagAction {
     pub add: Flags,
     /// Flags to remove.
     pub remove: Flags,
+    /// The flags the message has once this action is done (stores that can replace a
+    /// message's flags atomically, with UNCHANGEDSINCE, set exactly these).
+    pub target: Flags,
     /// MODSEQ the message had when read, for UNCHANGEDSINCE.
     pub modseq: Option<u64>,
 }
@@ -395,6 +398,7 @@ pub fn plan(records: &[Record], changes: &[SideChanges; 2], policy: &Policy) -> 
                                 uid,
                                 add: merged.difference(f).cloned().collect(),
                                 remove: f.difference(&merged).cloned().collect(),
+                                target: merged.clone(),
                                 modseq: m,
                             },
                             [r.uid[0].unwrap_or(0), r.uid[1].unwrap_or(0)],
@@ -511,6 +515,7 @@ pub fn plan(records: &[Record], changes: &[SideChanges; 2], policy: &Policy) -> 
                                         uid,
                                         add: flags.difference(f).cloned().collect(),
                                         remove: Flags::new(),
+                                        target: flags.clone(),
                                         modseq: None,
                                     },
                                     [m.uid, o.uid],

@@ -76,7 +76,7 @@ fn defaults() {
     let g = &c.general;
     assert_eq!(g.maxsyncaccounts, 1);
     assert!(g.fsync);
-    assert_eq!(g.ui, [Ui::Basic]);
+    assert_eq!(g.ui, [Ui::Tty, Ui::Basic]);
     assert_eq!(g.socktimeout, Some(DEFAULT_SOCKTIMEOUT));
     assert_eq!(g.metadata, PathBuf::from("/home/t/.local/share/twinbox"));
     let a = &c.accounts[0];
