@@ -217,9 +217,14 @@ fn hooks_run_with_the_account_and_a_failing_presynchook_skips_it() {
     assert_eq!(got, "pre T Remote\npost T ok\n");
     assert_eq!(bed.snapshot("bob", "INBOX").len(), 2);
 
-    // A dry run runs no hook.
+    // A dry run runs no hook, and says it would.
     let o = bed.run(&["--dry-run"]);
     expect_code(&o, 0);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("would run presynchook `echo"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(std::fs::read_to_string(&log).expect("hook log"), got);
 
     // A failing presynchook skips the account with a clear error.

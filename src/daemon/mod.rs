@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::cli::run::{self as runner, RunOptions, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL};
 use crate::config::{Config, QuickSync, RepositoryKind};
 use crate::store::ScanMode;
-use crate::sync::{sync_account, AccountSpec, StoreSpec, SyncObserver};
+use crate::sync::{AccountSpec, StoreSpec, SyncObserver};
 use crate::ui::{SyncStart, Ui, UiKind};
 
 pub mod signals;
@@ -102,6 +102,10 @@ pub fn main(opts: RunOptions, mode: ModeOptions) -> i32 {
 
 struct Ctx {
     ui: Arc<dyn Ui>,
+    /// Each account's pre/postsynchook.
+    hooks: std::collections::HashMap<String, crate::cli::hooks::Hooks>,
+    /// For `[mbnames]`, rewritten after each sync.
+    cfg: Config,
     control: Control,
     sem: Arc<tokio::sync::Semaphore>,
     once: bool,
@@ -157,6 +161,8 @@ pub async fn run(cfg: Config, opts: RunOptions, mode: ModeOptions, ui: Arc<dyn U
     };
     let ctx = Arc::new(Ctx {
         ui,
+        hooks: crate::cli::hooks::Hooks::all(&cfg),
+        cfg: cfg.clone(),
         control,
         sem: Arc::new(tokio::sync::Semaphore::new(parallel)),
         once: mode.once || opts.dry_run,
@@ -274,7 +280,14 @@ async fn account_loop(
         });
         let failed_to_connect = {
             let _permit = ctx.sem.acquire().await;
-            match sync_account(&spec).await {
+            let hooks = ctx.hooks.get(&name);
+            let res = crate::cli::hooks::sync_with_hooks(&spec, hooks).await;
+            if !spec.options.dry_run {
+                if let Err(e) = crate::cli::mbnames::write(&ctx.cfg) {
+                    ui.error(Some(&name), &format!("{e:#}"));
+                }
+            }
+            match res {
                 Ok(report) => {
                     tracing::info!(target: "twinbox::sync", "{}", report.summary());
                     ui.account_done(&report);
