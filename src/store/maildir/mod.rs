@@ -25,6 +25,7 @@ use crate::imap::types::InternalDate;
 use crate::state::SideState;
 use crate::sync::plan::{FlagAction, NewMessage};
 
+mod admin;
 pub mod dovecot;
 pub mod filename;
 pub mod keywords;
@@ -292,5 +293,15 @@ impl Store for MaildirStore {
 
     async fn close(self: Box<Self>) -> anyhow::Result<()> {
         Ok(())
+    }
+
+    async fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+        self.open = None;
+        admin::rename(&self.opts.layout, &self.map, from, to, self.opts.fsync)
+    }
+
+    async fn delete(&mut self, name: &str) -> anyhow::Result<()> {
+        self.open = None;
+        admin::delete(&self.opts.layout, &self.map, name, self.opts.fsync)
     }
 }
