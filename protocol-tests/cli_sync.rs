@@ -353,6 +353,11 @@ fn dry_run_lists_everything_and_changes_nothing() {
         "{}",
         text(&o)
     );
+    let nf = format!(
+        "New folder: copy 1 message(s), {} bytes, remote -> local",
+        message("nf", 400).len()
+    );
+    assert!(out.contains(&nf), "{nf}\n{}", text(&o));
     assert!(
         out.contains("INBOX: copy 1 message(s)") && out.contains("remote -> local"),
         "{}",
@@ -393,4 +398,33 @@ fn dry_run_lists_everything_and_changes_nothing() {
         "no metadata directory after a dry run"
     );
     assert!(bed2.snapshot("bob", "INBOX").is_empty());
+}
+
+#[test]
+fn createfolders_no_keeps_new_folders_off_that_side() {
+    let bed = Bed::new();
+    bed.dv
+        .seed_mailbox("alice", "INBOX", &[message("in", 300)], &[])
+        .expect("seed");
+    bed.dv
+        .seed_mailbox("alice", "Remote only", &[message("ro", 300)], &[])
+        .expect("seed");
+    bed.dv
+        .seed_mailbox("bob", "Local only", &[message("lo", 300)], &[])
+        .expect("seed");
+    bed.write_conf("", "createfolders = no", "");
+    let o = bed.run(&[]);
+    expect_code(&o, 0);
+    let bob = bed.dv.mailboxes("bob").expect("mailboxes");
+    assert!(
+        !bob.iter().any(|m| m == "Remote only"),
+        "{bob:?}\n{}",
+        text(&o)
+    );
+    let alice = bed.dv.mailboxes("alice").expect("mailboxes");
+    assert!(
+        alice.iter().any(|m| m == "Local only"),
+        "the other side still gets folders"
+    );
+    assert_eq!(bed.snapshot("bob", "INBOX"), bed.snapshot("alice", "INBOX"));
 }
