@@ -428,3 +428,49 @@ fn createfolders_no_keeps_new_folders_off_that_side() {
     );
     assert_eq!(bed.snapshot("bob", "INBOX"), bed.snapshot("alice", "INBOX"));
 }
+
+#[test]
+fn dry_run_with_a_maildir_local_side_changes_nothing() {
+    let bed = Bed::new();
+    bed.dv
+        .seed_mailbox("alice", "INBOX", &sample_messages(9, 3), &[])
+        .expect("seed");
+    let mail = bed.home.path().join("Mail");
+    bed.write_raw(&format!(
+        "[general]\nmetadata = {}\n\n[Account T]\nlocalrepository = Local\nremoterepository = Remote\n\n[Repository Local]\ntype = Maildir\nlocalfolders = {}\n\n{}",
+        bed.meta().display(),
+        mail.display(),
+        bed.repo("Remote", "alice", "")
+    ));
+    // Before any sync: no state, no Maildir, no UID map appear.
+    let o = bed.run(&["--dry-run"]);
+    expect_code(&o, 0);
+    assert!(!bed.meta().exists(), "{}", text(&o));
+    assert!(!mail.exists(), "{}", text(&o));
+
+    expect_code(&bed.run(&[]), 0);
+    // A message delivered locally (the map does not know it yet) and one remotely.
+    let inbox = mail.join("INBOX");
+    std::fs::write(
+        inbox.join("new/1700000000.M1P1.host"),
+        message("local-new", 700),
+    )
+    .expect("deliver");
+    bed.dv
+        .append("alice", "INBOX", &message("remote-new", 800), &[])
+        .expect("append");
+    let before = (files(&mail, false), files(&bed.meta(), false));
+    let o = bed.run(&["--dry-run"]);
+    expect_code(&o, 0);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("INBOX: copy 1 message(s)"), "{}", text(&o));
+    assert_eq!(
+        (files(&mail, false), files(&bed.meta(), false)),
+        before,
+        "Maildir, state and UID map byte-identical\n{}",
+        text(&o)
+    );
+    // And the real sync afterwards does both copies.
+    expect_code(&bed.run(&[]), 0);
+    assert_eq!(bed.snapshot("alice", "INBOX").len(), 5);
+}

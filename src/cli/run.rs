@@ -147,6 +147,7 @@ fn maildir_store(
     repo: &config::Repository,
     m: &config::MaildirRepository,
     label: String,
+    dry_run: bool,
 ) -> anyhow::Result<StoreSpec> {
     use crate::store::maildir::{dovecot, Inbox, Layout, MaildirOptions};
     let layout = Layout {
@@ -166,6 +167,7 @@ fn maildir_store(
                 .join(format!("Repository-{}.uids.db", repo.name));
             let mut o = MaildirOptions::new(layout, map);
             o.fsync = cfg.fsync_for(repo);
+            o.dry_run = dry_run;
             StoreSpec::Maildir(Box::new(o))
         }
         config::MaildirEngine::Dovecot { imap_path } => {
@@ -206,10 +208,15 @@ pub fn account_spec(
                     format!("{}/{which}", account.name),
                 )?))
             }
-            RepositoryKind::Maildir(m) => {
-                maildir_store(cfg, account, repo, m, format!("{}/{which}", account.name))
-                    .with_context(|| format!("[Repository {name}]"))?
-            }
+            RepositoryKind::Maildir(m) => maildir_store(
+                cfg,
+                account,
+                repo,
+                m,
+                format!("{}/{which}", account.name),
+                opts.dry_run,
+            )
+            .with_context(|| format!("[Repository {name}]"))?,
         };
         sides.push(SideSpec {
             store,

@@ -3,7 +3,7 @@
 //! its subfolders. Each step is atomic on disk: a folder is renamed whole, and a deleted
 //! folder first loses its `cur/` (after which it is no folder any more), so a crash leaves
 //! it either present or gone, never half-emptied. The UID map follows the disk (after it),
-//! so renamed folders keep their UIDVALIDITY and UIDs.
+//! so renamed folders keep their UIDVALIDITY and UIDs. Also the scratch map of a dry run.
 
 use std::path::{Path, PathBuf};
 
@@ -106,6 +106,26 @@ pub fn delete(layout: &Layout, map: &UidMap, name: &str, fsync: bool) -> anyhow:
     // An emptied directory without subfolders goes too.
     let _ = std::fs::remove_dir(&dir);
     map.forget_folder(name)
+}
+
+/// A private temporary copy of the UID map at `path` (with its write-ahead log), for a
+/// dry run; an empty file when there is no map yet.
+pub fn scratch_copy(path: &Path) -> anyhow::Result<tempfile::TempPath> {
+    let tmp = tempfile::Builder::new()
+        .prefix("twinbox-dry-run-")
+        .suffix(".uids.db")
+        .tempfile()?
+        .into_temp_path();
+    if path.exists() {
+        std::fs::copy(path, &tmp)
+            .with_context(|| format!("cannot copy {} for the dry run", path.display()))?;
+        let wal = PathBuf::from(format!("{}-wal", path.display()));
+        if wal.exists() {
+            std::fs::copy(&wal, format!("{}-wal", tmp.display()))
+                .with_context(|| format!("cannot copy {} for the dry run", wal.display()))?;
+        }
+    }
+    Ok(tmp)
 }
 
 /// A hidden directory beside the folder that no listing shows.

@@ -49,6 +49,9 @@ pub struct MaildirOptions {
     pub map_path: PathBuf,
     /// Counts folders read in full (for tests and benchmarks).
     pub reads: Arc<AtomicU64>,
+    /// `--dry-run`: change nothing on disk, the UID map included (a scratch copy of the
+    /// map takes the UIDs that reading assigns), and create no root directory.
+    pub dry_run: bool,
 }
 
 impl MaildirOptions {
@@ -59,6 +62,7 @@ impl MaildirOptions {
             fsync: true,
             map_path,
             reads: Arc::new(AtomicU64::new(0)),
+            dry_run: false,
         }
     }
 }
@@ -68,6 +72,8 @@ pub struct MaildirStore {
     opts: MaildirOptions,
     map: UidMap,
     open: Option<Folder>,
+    /// The scratch copy of the map in a dry run (removed when the store goes).
+    _scratch: Option<tempfile::TempPath>,
 }
 
 fn status_of(f: &Folder) -> SideState {
@@ -83,6 +89,16 @@ impl MaildirStore {
     /// Opens the store (creating the root directory and the map as needed).
     pub fn open_store(opts: &MaildirOptions) -> anyhow::Result<MaildirStore> {
         let root = &opts.layout.root;
+        if opts.dry_run {
+            let scratch = admin::scratch_copy(&opts.map_path)?;
+            let map = UidMap::open(&scratch, root, false)?;
+            return Ok(MaildirStore {
+                opts: opts.clone(),
+                map,
+                open: None,
+                _scratch: Some(scratch),
+            });
+        }
         std::fs::create_dir_all(root)
             .with_context(|| format!("cannot create the Maildir root {}", root.display()))?;
         let map = UidMap::open(&opts.map_path, root, opts.fsync)?;
@@ -90,6 +106,7 @@ impl MaildirStore {
             opts: opts.clone(),
             map,
             open: None,
+            _scratch: None,
         })
     }
 
