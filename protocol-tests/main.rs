@@ -9,6 +9,7 @@
 //! `support` holds the shared sync test bed.
 
 mod cli_admin;
+mod cli_flags;
 mod cli_import;
 mod cli_sync;
 mod cli_util;

@@ -68,7 +68,11 @@ impl FolderRules for FolderMapping {
 pub fn load_config(opts: &RunOptions) -> anyhow::Result<Config> {
     let env = config::Env::from_process();
     let path = config::default_config_path(opts.config.as_deref(), &env)?;
-    Ok(Config::load(&path, &opts.overrides)?)
+    let cfg = Config::load(&path, &opts.overrides)?;
+    for w in &cfg.inert {
+        eprintln!("twinbox: warning: {w}");
+    }
+    Ok(cfg)
 }
 
 fn connect_options(
@@ -143,6 +147,7 @@ fn maildir_store(
     repo: &config::Repository,
     m: &config::MaildirRepository,
     label: String,
+    dry_run: bool,
 ) -> anyhow::Result<StoreSpec> {
     use crate::store::maildir::{dovecot, Inbox, Layout, MaildirOptions};
     let layout = Layout {
@@ -164,6 +169,7 @@ fn maildir_store(
             let mut o = MaildirOptions::new(layout, map);
             o.fsync = cfg.fsync_for(repo);
             o.customflags = m.customflags.clone();
+            o.dry_run = dry_run;
             StoreSpec::Maildir(Box::new(o))
         }
         config::MaildirEngine::Dovecot { imap_path } => {
@@ -204,10 +210,15 @@ pub fn account_spec(
                     format!("{}/{which}", account.name),
                 )?))
             }
-            RepositoryKind::Maildir(m) => {
-                maildir_store(cfg, account, repo, m, format!("{}/{which}", account.name))
-                    .with_context(|| format!("[Repository {name}]"))?
-            }
+            RepositoryKind::Maildir(m) => maildir_store(
+                cfg,
+                account,
+                repo,
+                m,
+                format!("{}/{which}", account.name),
+                opts.dry_run,
+            )
+            .with_context(|| format!("[Repository {name}]"))?,
         };
         sides.push(SideSpec {
             store,

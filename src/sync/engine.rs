@@ -353,6 +353,15 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                         report
                             .planned
                             .push(format!("create folder {n:?} on the {} side", s.name()));
+                        if let Some(src) = infos[s.other().i()] {
+                            let from = s.other();
+                            let store = stores[from.i()].as_mut();
+                            let r = &o.restrictions;
+                            report.planned.extend(
+                                super::dryrun::describe_new_folder(store, name, &src.name, from, r)
+                                    .await,
+                            );
+                        }
                         ok = false; // nothing to examine there yet
                         continue;
                     }

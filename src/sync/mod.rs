@@ -1,5 +1,6 @@
 //! The sync engine: planning (pure) and applying plans through the store layer.
 
+pub mod dryrun;
 pub mod engine;
 pub mod filter;
 pub mod names;
