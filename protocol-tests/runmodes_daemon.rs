@@ -174,6 +174,15 @@ fn push_picks_up(opts: DovecotOptions, method: &str) {
     assert_eq!(s.assert_converged("INBOX"), 3);
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit().success());
+    // Every connection, the push ones included, logged out rather than dropped.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let log = s.dv.log_contents();
+    assert!(
+        !log.lines().any(|l| l.contains("imap(")
+            && l.contains("Disconnected")
+            && !l.contains("Logged out")),
+        "a connection was dropped without LOGOUT:\n{log}"
+    );
 }
 
 #[test]

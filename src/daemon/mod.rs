@@ -24,7 +24,7 @@ pub mod signals;
 pub mod watch;
 
 use signals::Control;
-use watch::{WatchEvent, WatchSpec};
+use watch::{WatchEvent, WatchSpec, Watcher};
 
 /// What the command line asks of the run, beyond [`RunOptions`].
 #[derive(Debug, Clone, Default)]
@@ -332,7 +332,7 @@ async fn account_loop(
             Wake::Resume => {
                 // The push connection is likely dead after a suspend: start afresh.
                 if let Some(w) = watcher.take() {
-                    w.abort();
+                    w.stop().await;
                 }
                 (rx, push_open, watcher) = start_watch(watch.as_ref());
                 reason = "resume";
@@ -355,22 +355,18 @@ async fn account_loop(
         }
     }
     if let Some(w) = watcher {
-        w.abort();
+        w.stop().await;
     }
     status
 }
 
-/// Starts the push watcher, if any: its events, whether it runs, its task.
+/// Starts the push watcher, if any: its events, whether it runs, the watcher.
 fn start_watch(
     watch: Option<&WatchSpec>,
-) -> (
-    mpsc::UnboundedReceiver<WatchEvent>,
-    bool,
-    Option<tokio::task::JoinHandle<()>>,
-) {
+) -> (mpsc::UnboundedReceiver<WatchEvent>, bool, Option<Watcher>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = watch.map(|w| tokio::spawn(watch::watch(w.clone(), tx)));
-    (rx, task.is_some(), task)
+    let w = watch.map(|w| Watcher::start(w.clone(), tx));
+    (rx, w.is_some(), w)
 }
 
 /// Whether the wall clock ran ahead of the monotonic clock by more than a suspend's worth
