@@ -373,3 +373,56 @@ fn notify_push_syncs_a_new_mailbox() {
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit().success());
 }
+
+#[test]
+fn holdconnectionopen_reuses_one_connection_and_keeps_it_alive() {
+    let s = setup(
+        DovecotOptions::default(),
+        "holdconnectionopen = yes\nkeepalive = 1",
+        2,
+    );
+    let mut d = s.daemon(&[]);
+    d.wait_sync(1);
+    new_message(&s, 902);
+    d.signal(libc::SIGUSR1);
+    let second = d.wait_sync(2);
+    assert_eq!(second["copied_to_local"], 1, "{second}");
+    // keepalive = 1 s: NOOPs on the held connection between syncs.
+    let end = std::time::Instant::now() + crate::runmodes_support::PATIENCE;
+    loop {
+        let cmds = s.dv.commands_seen("alice").unwrap_or_default();
+        if cmds.iter().any(|c| c.contains("NOOP")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "no keepalive NOOP: {cmds:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+    assert_eq!(s.assert_converged("INBOX"), 3);
+    // One remote session for both syncs, logged out at exit.
+    s.dv.wait_for_log("Logged out", crate::runmodes_support::PATIENCE)
+        .expect("logout logged");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let alice: Vec<_> =
+        s.dv.session_byte_counts()
+            .into_iter()
+            .filter(|b| b.user == "alice")
+            .collect();
+    assert_eq!(
+        alice.len(),
+        1,
+        "sessions: {alice:?}\n{}",
+        s.dv.log_contents()
+    );
+    let log = s.dv.log_contents();
+    assert!(
+        !log.lines().any(|l| l.contains("imap(")
+            && l.contains("Disconnected")
+            && !l.contains("Logged out")),
+        "a connection was dropped without LOGOUT:\n{log}"
+    );
+}

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::cli::run::{self as runner, RunOptions, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL};
 use crate::config::{Config, QuickSync, RepositoryKind};
 use crate::store::ScanMode;
-use crate::sync::{sync_account, AccountSpec, StoreSpec, SyncObserver};
+use crate::sync::{sync_account, AccountSpec, ConnectionPool, StoreSpec, SyncObserver};
 use crate::ui::{SyncStart, Ui, UiKind};
 
 pub mod signals;
@@ -170,12 +170,18 @@ pub async fn run(cfg: Config, opts: RunOptions, mode: ModeOptions, ui: Arc<dyn U
         spec.options.stop = Some(ctx.control.stop.clone());
         let refresh = if ctx.once { None } else { account.autorefresh };
         let watch = refresh.and_then(|_| watch_spec(&cfg, &account.remote_repository, &spec));
+        let keepalive = refresh.and_then(|_| {
+            let (hold, keepalive) = hold_connections(&cfg, &account);
+            spec.options.pool = hold.then(|| Arc::new(ConnectionPool::new()));
+            keepalive
+        });
         tasks.push(tokio::spawn(account_loop(
             ctx.clone(),
             spec,
             refresh,
             account.quick,
             watch,
+            keepalive,
         )));
     }
     let mut status = EXIT_OK;
@@ -198,6 +204,24 @@ fn worse(a: i32, b: i32) -> i32 {
     } else {
         a
     }
+}
+
+/// Whether either repository holds its connections open between syncs, and the shortest
+/// `keepalive` of those that do.
+fn hold_connections(cfg: &Config, account: &crate::config::Account) -> (bool, Option<Duration>) {
+    let mut hold = false;
+    let mut keepalive: Option<Duration> = None;
+    for name in [&account.local_repository, &account.remote_repository] {
+        if let Some(RepositoryKind::Imap(r)) = cfg.repository(name).map(|r| &r.kind) {
+            if r.holdconnectionopen {
+                hold = true;
+                if let Some(k) = r.keepalive.filter(|k| !k.is_zero()) {
+                    keepalive = Some(keepalive.map_or(k, |x| x.min(k)));
+                }
+            }
+        }
+    }
+    (hold, keepalive)
 }
 
 fn watch_spec(cfg: &Config, remote: &str, spec: &AccountSpec) -> Option<WatchSpec> {
@@ -247,6 +271,7 @@ async fn account_loop(
     refresh: Option<Duration>,
     quick: QuickSync,
     watch: Option<WatchSpec>,
+    keepalive: Option<Duration>,
 ) -> i32 {
     let name = spec.name.clone();
     let ui = ctx.ui.clone();
@@ -308,7 +333,16 @@ async fn account_loop(
             );
             every
         };
-        let wake = wait(&ctx, &name, delay, &mut kick, &mut rx, &mut push_open).await;
+        let wake = wait(
+            &ctx,
+            &name,
+            delay,
+            &mut kick,
+            &mut rx,
+            &mut push_open,
+            keepalive.map(|k| (k, spec.options.pool.clone())),
+        )
+        .await;
         folders = ctx.folders.clone();
         match wake {
             Wake::Stop => break,
@@ -335,6 +369,9 @@ async fn account_loop(
                     w.stop().await;
                 }
                 (rx, push_open, watcher) = start_watch(watch.as_ref());
+                if let Some(p) = &spec.options.pool {
+                    p.discard();
+                }
                 reason = "resume";
                 mode = scan_mode(refreshes, quick, ctx.quick);
             }
@@ -356,6 +393,9 @@ async fn account_loop(
     }
     if let Some(w) = watcher {
         w.stop().await;
+    }
+    if let Some(p) = &spec.options.pool {
+        p.close_all().await;
     }
     status
 }
@@ -383,7 +423,13 @@ async fn wait(
     kick: &mut tokio::sync::watch::Receiver<u64>,
     rx: &mut mpsc::UnboundedReceiver<WatchEvent>,
     push_open: &mut bool,
+    keepalive: Option<(Duration, Option<Arc<ConnectionPool>>)>,
 ) -> Wake {
+    let (every, pool) = match keepalive {
+        Some((k, Some(p))) => (k, Some(p)),
+        _ => (Duration::from_secs(3600), None),
+    };
+    let mut next_keepalive = tokio::time::Instant::now() + every;
     let deadline = tokio::time::Instant::now() + delay;
     let mut wall = SystemTime::now();
     let mut mono = tokio::time::Instant::now();
@@ -421,6 +467,12 @@ async fn wait(
                 // The watcher ended (no push available): wait for the rest.
                 None => *push_open = false,
             },
+            _ = tokio::time::sleep_until(next_keepalive), if pool.is_some() => {
+                if let Some(p) = &pool {
+                    p.keepalive().await;
+                }
+                next_keepalive = tokio::time::Instant::now() + every;
+            }
             _ = tokio::time::sleep(CLOCK_TICK) => {
                 let wall_now = SystemTime::now();
                 let wall_gone = wall_now.duration_since(wall).unwrap_or_default();

@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use super::names::{from_neutral, to_neutral, FolderRules, Identity};
 use super::plan::{fmt_flags, plan, FlagAction, Flags, Plan, Policy, Side};
+use super::pool::ConnectionPool;
 use super::progress::{StopToken, SyncEvent, SyncObserver};
 use crate::state::{SideState, StateDb};
 use crate::store::imap::ImapStore;
@@ -58,6 +59,8 @@ pub struct SyncOptions {
     pub observer: Option<Arc<dyn SyncObserver>>,
     /// Asks the sync to stop between mailboxes and between copy batches.
     pub stop: Option<StopToken>,
+    /// Connections held between syncs (`holdconnectionopen`): taken from and given back here.
+    pub pool: Option<Arc<ConnectionPool>>,
 }
 
 impl Default for SyncOptions {
@@ -74,6 +77,7 @@ impl Default for SyncOptions {
             batch_bytes: 8 * 1024 * 1024,
             observer: None,
             stop: None,
+            pool: None,
         }
     }
 }
@@ -188,6 +192,11 @@ async fn open_store(spec: &SideSpec) -> anyhow::Result<Box<dyn Store>> {
 }
 
 async fn open_pair(a: &AccountSpec) -> anyhow::Result<[Box<dyn Store>; 2]> {
+    if let Some(p) = &a.options.pool {
+        if let Some(pair) = p.take().await {
+            return Ok(pair);
+        }
+    }
     let (l, r) = tokio::join!(open_store(&a.sides[0]), open_store(&a.sides[1]));
     let l = l.context("local")?;
     let r = match r {
@@ -198,6 +207,14 @@ async fn open_pair(a: &AccountSpec) -> anyhow::Result<[Box<dyn Store>; 2]> {
         }
     };
     Ok([l, r])
+}
+
+/// Closes a pair, or keeps it for the next sync when connections are held and `healthy`.
+async fn release_pair(a: &AccountSpec, stores: [Box<dyn Store>; 2], healthy: bool) {
+    match &a.options.pool {
+        Some(p) if healthy => p.put(stores),
+        _ => close_pair(stores).await,
+    }
 }
 
 async fn close_pair(stores: [Box<dyn Store>; 2]) {
@@ -448,7 +465,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                 }
             }
             if let Some(s) = stores {
-                close_pair(s).await;
+                release_pair(&a, s, true).await;
             }
         }));
     }
@@ -456,7 +473,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         let _ = h.await;
     }
     if let Some(s) = first {
-        close_pair(s).await;
+        release_pair(a, s, true).await;
     }
     let (counts, failures, notes, planned) = match Arc::try_unwrap(results) {
         Ok(m) => m.into_inner().unwrap_or_default(),
