@@ -170,18 +170,6 @@ impl AccountReport {
     }
 }
 
-impl SyncOptions {
-    fn emit(&self, e: impl FnOnce() -> SyncEvent) {
-        if let Some(o) = &self.observer {
-            o.event(&e());
-        }
-    }
-
-    fn stopping(&self) -> bool {
-        self.stop.as_ref().is_some_and(StopToken::is_stopped)
-    }
-}
-
 /// Counts, failures, notes and planned actions gathered from the workers.
 type Collected = (Counts, Vec<(String, String)>, Vec<String>, Vec<String>);
 
@@ -207,14 +195,6 @@ async fn open_pair(a: &AccountSpec) -> anyhow::Result<[Box<dyn Store>; 2]> {
         }
     };
     Ok([l, r])
-}
-
-/// Closes a pair, or keeps it for the next sync when connections are held and `healthy`.
-async fn release_pair(a: &AccountSpec, stores: [Box<dyn Store>; 2], healthy: bool) {
-    match &a.options.pool {
-        Some(p) if healthy => p.put(stores),
-        _ => close_pair(stores).await,
-    }
 }
 
 async fn close_pair(stores: [Box<dyn Store>; 2]) {
@@ -465,7 +445,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                 }
             }
             if let Some(s) = stores {
-                release_pair(&a, s, true).await;
+                super::pool::release(&a.options.pool, s).await;
             }
         }));
     }
@@ -473,7 +453,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         let _ = h.await;
     }
     if let Some(s) = first {
-        release_pair(a, s, true).await;
+        super::pool::release(&o.pool, s).await;
     }
     let (counts, failures, notes, planned) = match Arc::try_unwrap(results) {
         Ok(m) => m.into_inner().unwrap_or_default(),

@@ -88,6 +88,15 @@ impl ConnectionPool {
     }
 }
 
+/// After a sync: keeps a pair that finished cleanly for the next sync when connections
+/// are held, else logs out.
+pub(crate) async fn release(pool: &Option<std::sync::Arc<ConnectionPool>>, pair: StorePair) {
+    match pool {
+        Some(p) => p.put(pair),
+        None => close(pair).await,
+    }
+}
+
 async fn close(pair: StorePair) {
     let [a, b] = pair;
     let _ = tokio::join!(a.close(), b.close());
