@@ -59,7 +59,11 @@ pub fn main(opts: RunOptions, mode: ModeOptions) -> i32 {
     let cfg = match runner::load_config(&opts) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("twinbox: {e:#}");
+            // A program asking for machineui gets even this error as JSON.
+            match mode.ui.as_deref().map(UiKind::parse) {
+                Some(Ok(UiKind::Machine)) => UiKind::Machine.build().error(None, &format!("{e:#}")),
+                _ => eprintln!("twinbox: {e:#}"),
+            }
             return EXIT_ERROR;
         }
     };
