@@ -8,6 +8,11 @@
 //! offlineimap does (see [`signals`]). Without `autorefresh` (or with `-o`) an account is
 //! synced once. One lock per account is held for the whole run: a second instance says
 //! which process holds it and exits with status 2.
+//!
+//! Push reports the sync's own changes on the remote side too, which costs one more
+//! (no-op) sync of those mailboxes: cheaper than missing a change made during a sync.
+//! With `holdconnectionopen`, the sync connections stay open between syncs (NOOP every
+//! `keepalive`).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
