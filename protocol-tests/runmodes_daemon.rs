@@ -432,3 +432,58 @@ fn holdconnectionopen_reuses_one_connection_and_keeps_it_alive() {
         "a connection was dropped without LOGOUT:\n{log}"
     );
 }
+
+#[test]
+fn a_resume_from_suspend_syncs_and_restarts_push() {
+    let s = setup(
+        DovecotOptions::default(),
+        "idlefolders = INBOX\nholdconnectionopen = yes",
+        1,
+    );
+    let shift = s.dir.path().join("clock-shift");
+    std::fs::write(&shift, "0").expect("write shift");
+    let mut d = s.daemon_env(&[], &[("TWINBOX_WALL_CLOCK_SHIFT_FILE", &shift)]);
+    d.wait_sync(1);
+    d.wait_event("push set up", |v| {
+        v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+    });
+    // The machine "sleeps" an hour: the wall clock jumps, the monotonic one does not.
+    std::fs::write(&shift, "3600").expect("write shift");
+    let start = d.wait_event("a sync on resume", |v| {
+        v["event"] == "sync_start" && v["reason"] == "resume"
+    });
+    assert!(
+        start["folders"].is_null(),
+        "a resume looks at every mailbox"
+    );
+    new_message(&s, 903);
+    assert!(
+        s.wait_for_local_count("INBOX", 2),
+        "events: {:#?}",
+        d.events
+    );
+    // Push was set up afresh and still works.
+    let notify_setups = || {
+        d.events
+            .iter()
+            .filter(|v| {
+                v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+            })
+            .count()
+    };
+    if notify_setups() < 2 {
+        d.wait_event("push set up again", |v| {
+            v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+        });
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    new_message(&s, 904);
+    assert!(
+        s.wait_for_local_count("INBOX", 3),
+        "events: {:#?}",
+        d.events
+    );
+    assert_eq!(s.assert_converged("INBOX"), 3);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+}

@@ -74,8 +74,14 @@ impl Setup {
 
     /// Starts `twinbox -u machineui args...` in the background.
     pub fn daemon(&self, args: &[&str]) -> Daemon {
+        self.daemon_env(args, &[])
+    }
+
+    /// [`Self::daemon`] with extra environment variables.
+    pub fn daemon_env(&self, args: &[&str], env: &[(&str, &std::path::Path)]) -> Daemon {
         let mut child = self
             .command(&[&["-u", "machineui"], args].concat())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -418,6 +418,20 @@ fn start_watch(
     (rx, w.is_some(), w)
 }
 
+/// The wall clock; the hidden test hook `TWINBOX_WALL_CLOCK_SHIFT_FILE` names a file whose
+/// number of seconds is added to it (tests simulate a suspend by raising it).
+fn wall_now() -> SystemTime {
+    let now = SystemTime::now();
+    let Some(path) = std::env::var_os("TWINBOX_WALL_CLOCK_SHIFT_FILE") else {
+        return now;
+    };
+    let shift = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    now + Duration::from_secs(shift)
+}
+
 /// Whether the wall clock ran ahead of the monotonic clock by more than a suspend's worth
 /// (the monotonic clock stands still while the machine sleeps).
 pub fn suspended(wall_elapsed: Duration, monotonic_elapsed: Duration) -> bool {
@@ -440,7 +454,7 @@ async fn wait(
     };
     let mut next_keepalive = tokio::time::Instant::now() + every;
     let deadline = tokio::time::Instant::now() + delay;
-    let mut wall = SystemTime::now();
+    let mut wall = wall_now();
     let mut mono = tokio::time::Instant::now();
     kick.mark_unchanged();
     loop {
@@ -483,8 +497,8 @@ async fn wait(
                 next_keepalive = tokio::time::Instant::now() + every;
             }
             _ = tokio::time::sleep(CLOCK_TICK) => {
-                let wall_now = SystemTime::now();
-                let wall_gone = wall_now.duration_since(wall).unwrap_or_default();
+                let now = wall_now();
+                let wall_gone = now.duration_since(wall).unwrap_or_default();
                 let mono_gone = mono.elapsed();
                 if suspended(wall_gone, mono_gone) {
                     ctx.ui.info(
@@ -493,7 +507,7 @@ async fn wait(
                     );
                     return Wake::Resume;
                 }
-                wall = wall_now;
+                wall = now;
                 mono = tokio::time::Instant::now();
             }
         }
