@@ -487,3 +487,31 @@ fn a_resume_from_suspend_syncs_and_restarts_push() {
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit().success());
 }
+
+#[test]
+fn term_while_a_silent_server_keeps_the_sync_connecting_exits_at_once() {
+    let s = setup(DovecotOptions::default(), "", 2);
+    let relay = crate::runmodes_support::Relay::start(s.dv.imap_port());
+    s.remote_port(relay.port);
+    relay.set_blackhole(true);
+    let mut d = s.daemon(&[]);
+    d.wait_event("the sync under way", |v| v["event"] == "sync_start");
+    // The greeting never comes (the socket timeout is 120 s); TERM must not wait for it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        d.events
+            .iter()
+            .any(|v| v["event"] == "info" && v["message"] == "stopped while connecting"),
+        "events: {:#?}",
+        d.events
+    );
+    assert_eq!(d.count("account_end"), 0);
+    // Nothing was written: a normal run afterwards syncs everything once.
+    relay.set_blackhole(false);
+    let (status, _, err) = s.run(&["-u", "quiet", "-o"]);
+    assert!(status.success(), "{err}");
+    assert_eq!(s.assert_converged("INBOX"), 2);
+}

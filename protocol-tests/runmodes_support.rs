@@ -268,6 +268,7 @@ pub struct Relay {
     pub port: u16,
     conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
     down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    blackhole: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Relay {
@@ -280,11 +281,21 @@ impl Relay {
         let keep = conns.clone();
         let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let is_down = down.clone();
+        let blackhole = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let is_blackhole = blackhole.clone();
+        let held = conns.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { break };
                 if is_down.load(std::sync::atomic::Ordering::SeqCst) {
                     drop(client);
+                    continue;
+                }
+                if is_blackhole.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Accepted, never answered: a server gone silent.
+                    if let Ok(mut k) = held.lock() {
+                        k.push(client);
+                    }
                     continue;
                 }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
@@ -311,12 +322,23 @@ impl Relay {
                 }
             }
         });
-        Relay { port, conns, down }
+        Relay {
+            port,
+            conns,
+            down,
+            blackhole,
+        }
     }
 
     /// While down, new connections are closed at once (existing ones are not touched).
     pub fn set_down(&self, down: bool) {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// While set, new connections are accepted and then never answered.
+    pub fn set_blackhole(&self, on: bool) {
+        self.blackhole
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Cuts every connection made so far (new ones still get through).

@@ -14,6 +14,7 @@
 //! With `holdconnectionopen`, the sync connections stay open between syncs (NOOP every
 //! `keepalive`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -22,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::cli::run::{self as runner, RunOptions, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL};
 use crate::config::{Config, QuickSync, RepositoryKind};
 use crate::store::ScanMode;
-use crate::sync::{sync_account, AccountSpec, ConnectionPool, StoreSpec, SyncObserver};
+use crate::sync::{sync_account, AccountSpec, ConnectionPool, StoreSpec, SyncEvent, SyncObserver};
 use crate::ui::{SyncStart, Ui, UiKind};
 
 pub mod signals;
@@ -174,7 +175,11 @@ pub async fn run(cfg: Config, opts: RunOptions, mode: ModeOptions, ui: Arc<dyn U
     });
     let mut tasks = Vec::new();
     for (account, mut spec) in accounts {
-        let observer: Arc<dyn SyncObserver> = ctx.ui.clone();
+        let phase = Arc::new(Phase {
+            ui: ctx.ui.clone(),
+            started: AtomicBool::new(false),
+        });
+        let observer: Arc<dyn SyncObserver> = phase.clone();
         spec.options.observer = Some(observer);
         spec.options.stop = Some(ctx.control.stop.clone());
         let refresh = if ctx.once { None } else { account.autorefresh };
@@ -186,6 +191,7 @@ pub async fn run(cfg: Config, opts: RunOptions, mode: ModeOptions, ui: Arc<dyn U
         });
         tasks.push(tokio::spawn(account_loop(
             ctx.clone(),
+            phase,
             spec,
             refresh,
             account.quick,
@@ -274,8 +280,54 @@ enum Wake {
     Stop,
 }
 
+/// Passes the engine's events to the UI, noting when a sync got past connecting and
+/// listing (before that, nothing is written and the sync may simply be abandoned).
+#[derive(Debug)]
+struct Phase {
+    ui: Arc<dyn Ui>,
+    started: AtomicBool,
+}
+
+impl SyncObserver for Phase {
+    fn event(&self, e: &SyncEvent) {
+        if matches!(e, SyncEvent::AccountStart { .. }) {
+            self.started.store(true, Ordering::SeqCst);
+        }
+        self.ui.event(e);
+    }
+}
+
+/// Runs a sync; a stop request while it is still connecting or listing (a server that
+/// does not answer) abandons it at once instead of waiting for the socket timeout.
+/// `None`: abandoned.
+async fn sync_or_stop(
+    ctx: &Ctx,
+    phase: &Phase,
+    spec: &AccountSpec,
+) -> Option<anyhow::Result<crate::sync::AccountReport>> {
+    phase.started.store(false, Ordering::SeqCst);
+    let mut kick = ctx.control.kick.subscribe();
+    kick.mark_changed();
+    let sync = sync_account(spec);
+    tokio::pin!(sync);
+    loop {
+        tokio::select! {
+            r = &mut sync => return Some(r),
+            c = kick.changed() => {
+                if c.is_err() {
+                    return Some(sync.await);
+                }
+                if ctx.control.stop.is_stopped() && !phase.started.load(Ordering::SeqCst) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 async fn account_loop(
     ctx: Arc<Ctx>,
+    phase: Arc<Phase>,
     mut spec: AccountSpec,
     refresh: Option<Duration>,
     quick: QuickSync,
@@ -306,8 +358,12 @@ async fn account_loop(
         });
         let failed_to_connect = {
             let _permit = ctx.sem.acquire().await;
-            match sync_account(&spec).await {
-                Ok(report) => {
+            match sync_or_stop(&ctx, &phase, &spec).await {
+                None => {
+                    ui.info(Some(&name), "stopped while connecting");
+                    break;
+                }
+                Some(Ok(report)) => {
                     tracing::info!(target: "twinbox::sync", "{}", report.summary());
                     ui.account_done(&report);
                     status = if report.failures.is_empty() {
@@ -318,7 +374,7 @@ async fn account_loop(
                     retry = RETRY;
                     false
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::error!(target: "twinbox::sync", "{name}: {e:#}");
                     ui.error(Some(&name), &format!("{e:#}"));
                     status = EXIT_ERROR;
