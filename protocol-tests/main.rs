@@ -7,4 +7,5 @@ mod fake;
 mod runmodes_daemon;
 mod runmodes_support;
 mod runmodes_ui;
+mod runmodes_watch;
 mod testbed_smoke;

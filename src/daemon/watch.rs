@@ -107,6 +107,7 @@ async fn watch(spec: WatchSpec, tx: UnboundedSender<WatchEvent>, mut shutdown: S
     // One connection first: it tells whether NOTIFY is there.
     let mut backoff = BACKOFF.0;
     let mut reconnect = false;
+    let mut use_notify = spec.use_notify;
     loop {
         if stopping(&shutdown) {
             return;
@@ -115,26 +116,41 @@ async fn watch(spec: WatchSpec, tx: UnboundedSender<WatchEvent>, mut shutdown: S
             return;
         };
         match r {
-            Ok(mut s) if spec.use_notify && s.has("NOTIFY") => {
-                backoff = BACKOFF.0;
-                if reconnect {
-                    let _ = tx.send(WatchEvent::Changed(None));
-                }
-                let _ = tx.send(WatchEvent::Info(
-                    "push: NOTIFY on every mailbox".to_string(),
-                ));
-                match notify(&mut s, spec.renew, &tx, &mut shutdown).await {
-                    Ok(()) => {
-                        let _ = s.logout().await;
-                        return;
+            Ok(mut s) if use_notify && s.has("NOTIFY") => match notify_set(&mut s).await {
+                Ok(Ok(names)) => {
+                    backoff = BACKOFF.0;
+                    if reconnect {
+                        let _ = tx.send(WatchEvent::Changed(None));
                     }
-                    Err(e) => {
-                        let _ = tx.send(WatchEvent::Info(format!(
-                            "push connection lost ({e}); reconnecting"
-                        )));
+                    let _ = tx.send(WatchEvent::Info(
+                        "push: NOTIFY on every mailbox".to_string(),
+                    ));
+                    match notify(&mut s, names, spec.renew, &tx, &mut shutdown).await {
+                        Ok(()) => {
+                            let _ = s.logout().await;
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = tx.send(WatchEvent::Info(format!(
+                                "push connection lost ({e}); reconnecting"
+                            )));
+                        }
                     }
                 }
-            }
+                Ok(Err(refused)) => {
+                    let _ = tx.send(WatchEvent::Info(format!(
+                        "push: the server refused NOTIFY ({refused}); using IDLE"
+                    )));
+                    let _ = s.logout().await;
+                    use_notify = false;
+                    continue;
+                }
+                Err(e) => {
+                    let _ = tx.send(WatchEvent::Info(format!(
+                        "push connection lost ({e}); reconnecting"
+                    )));
+                }
+            },
             Ok(s) => {
                 let idle = s.has("IDLE");
                 let _ = s.logout().await;
@@ -300,29 +316,41 @@ async fn idle_round(
     Ok(stop || stopping(shutdown))
 }
 
-/// NOTIFY SET on every personal mailbox, then IDLE rounds, reporting each mailbox named by
-/// an unsolicited STATUS. Returns `Ok` when asked to stop.
-async fn notify(
-    s: &mut Session,
-    renew: Duration,
-    tx: &UnboundedSender<WatchEvent>,
-    shutdown: &mut Shutdown,
-) -> Result<(), ImapError> {
-    // Raw name -> neutral name of every mailbox (STATUS names mailboxes by raw name).
-    let mut names: HashMap<Vec<u8>, String> = HashMap::new();
+/// Raw mailbox name -> neutral name (NOTIFY's STATUS responses name mailboxes raw).
+type Names = HashMap<Vec<u8>, String>;
+
+/// Lists the mailboxes and sets NOTIFY on every personal one. The outer error is the
+/// connection's; the inner one, the server refusing NOTIFY.
+async fn notify_set(s: &mut Session) -> Result<Result<Names, ImapError>, ImapError> {
+    let mut names: Names = HashMap::new();
     for m in s.list("", "*", false).await? {
         names.insert(m.raw.clone(), to_neutral(&m.name, m.delimiter));
     }
     let events = "(MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)";
     let p = s.raw_command("NOTIFY", &format!("NOTIFY SET (personal {events})"));
-    if s.finish(p, &mut |_| Ok(())).await?.ok("NOTIFY").is_err() {
-        // Some servers refuse FlagChange outside the selected mailbox.
-        let p = s.raw_command(
-            "NOTIFY",
-            "NOTIFY SET (personal (MessageNew MessageExpunge MailboxName))",
-        );
-        s.finish(p, &mut |_| Ok(())).await?.ok("NOTIFY")?;
+    if s.finish(p, &mut |_| Ok(())).await?.ok("NOTIFY").is_ok() {
+        return Ok(Ok(names));
     }
+    // Some servers refuse FlagChange outside the selected mailbox.
+    let p = s.raw_command(
+        "NOTIFY",
+        "NOTIFY SET (personal (MessageNew MessageExpunge MailboxName))",
+    );
+    Ok(s.finish(p, &mut |_| Ok(()))
+        .await?
+        .ok("NOTIFY")
+        .map(|_| names))
+}
+
+/// IDLE rounds after NOTIFY SET, reporting each mailbox named by an unsolicited STATUS.
+/// Returns `Ok` when asked to stop.
+async fn notify(
+    s: &mut Session,
+    mut names: Names,
+    renew: Duration,
+    tx: &UnboundedSender<WatchEvent>,
+    shutdown: &mut Shutdown,
+) -> Result<(), ImapError> {
     let mut on = |r: &Response<'static>| report(r, &mut names, tx);
     loop {
         if idle_round(s, renew, shutdown, &mut on).await? {
@@ -331,11 +359,7 @@ async fn notify(
     }
 }
 
-fn report(
-    r: &Response<'_>,
-    names: &mut HashMap<Vec<u8>, String>,
-    tx: &UnboundedSender<WatchEvent>,
-) {
+fn report(r: &Response<'_>, names: &mut Names, tx: &UnboundedSender<WatchEvent>) {
     match r {
         Response::Data(Data::Status { mailbox, .. }) => {
             let raw = match mailbox {
