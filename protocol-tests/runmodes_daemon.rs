@@ -515,3 +515,41 @@ fn term_while_a_silent_server_keeps_the_sync_connecting_exits_at_once() {
     assert!(status.success(), "{err}");
     assert_eq!(s.assert_converged("INBOX"), 2);
 }
+
+#[test]
+fn a_push_connection_that_goes_silent_is_noticed_and_replaced() {
+    // keepalive = 2: IDLE is renewed every 2 s; socktimeout = 3 (-k): DONE must be
+    // answered within 3 s, so a dead link is noticed in seconds, not after 30 minutes.
+    let s = setup(
+        DovecotOptions::default(),
+        "idlefolders = INBOX\nkeepalive = 2",
+        1,
+    );
+    let relay = crate::runmodes_support::Relay::start(s.dv.imap_port());
+    s.remote_port(relay.port);
+    let mut d = s.daemon(&["-k", "socktimeout=3"]);
+    d.wait_sync(1);
+    d.wait_event("push set up", |v| {
+        v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+    });
+    relay.silence_existing();
+    d.wait_event("the dead link noticed", |v| {
+        v["event"] == "info"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("push connection lost"))
+    });
+    d.wait_event("push set up again", |v| {
+        v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    new_message(&s, 905);
+    assert!(
+        s.wait_for_local_count("INBOX", 2),
+        "events: {:#?}",
+        d.events
+    );
+    assert_eq!(s.assert_converged("INBOX"), 2);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+}
