@@ -29,6 +29,7 @@ mod maildir_side;
 mod runmodes_daemon;
 mod runmodes_support;
 mod runmodes_ui;
+mod runmodes_watch;
 mod support;
 mod sync_crash;
 mod sync_kill;

@@ -280,10 +280,21 @@ pub fn lock_account(metadata: &Path, account: &str) -> anyhow::Result<AccountLoc
             Ok(AccountLock { _file: file })
         }
         Err(_) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            // The holder writes its pid just after taking the lock: give it a moment.
+            let mut holder = String::new();
+            for _ in 0..10 {
+                holder = std::fs::read_to_string(&path).unwrap_or_default();
+                if !holder.trim().is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let holder = match holder.trim() {
+                "" => "unknown".to_string(),
+                h => h.to_string(),
+            };
             anyhow::bail!(
-                "account {account} is being synced by another twinbox (pid {}); lock file {}",
-                holder.trim(),
+                "account {account} is being synced by another twinbox (pid {holder}); lock file {}",
                 path.display()
             )
         }

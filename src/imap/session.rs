@@ -382,7 +382,8 @@ impl Session {
         self.finish(p, &mut |_| Ok(())).await?.ok(name)
     }
 
-    /// Reads one response with a custom wait (IDLE).
+    /// Reads one response with a custom wait (IDLE). Cancel-safe: dropped while waiting, it
+    /// loses no input, and the next read carries on.
     pub(crate) async fn read_with_wait(
         &mut self,
         wait: Duration,

@@ -534,6 +534,11 @@ impl Store for ImapStore {
         Ok(if explained { now } else { *opened })
     }
 
+    async fn noop(&mut self) -> anyhow::Result<()> {
+        self.session.noop().await?;
+        Ok(())
+    }
+
     async fn close(self: Box<Self>) -> anyhow::Result<()> {
         self.session.logout().await?;
         Ok(())
