@@ -30,3 +30,4 @@ mod support;
 mod sync_crash;
 mod sync_scenarios;
 mod testbed_smoke;
+mod tiers;

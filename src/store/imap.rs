@@ -23,6 +23,10 @@ pub struct ImapStore {
     session: Session,
     label: String,
     opened: Option<Vec<u8>>,
+    /// Without APPENDUID: UIDs at or above this in the open mailbox may be our appends.
+    append_floor: u32,
+    /// UIDs of the open mailbox this session identified as its own appends.
+    claimed: HashSet<u32>,
 }
 
 impl ImapStore {
@@ -33,6 +37,8 @@ impl ImapStore {
             session,
             label: opts.label.clone(),
             opened: None,
+            append_floor: 0,
+            claimed: HashSet::new(),
         })
     }
 
@@ -74,12 +80,8 @@ impl ImapStore {
                     if m.uid >= from_uid {
                         out.push(NewMessage {
                             uid: m.uid,
+                            fp: fingerprint_of(&m),
                             flags: normalize_flags(m.flags.unwrap_or_default()),
-                            fp: Fingerprint {
-                                msgid: m.header_fields.as_deref().map(message_id_hash).unwrap_or(0),
-                                size: m.size.unwrap_or(0),
-                                date: m.internaldate.map(|d| d.unix).unwrap_or(0),
-                            },
                         });
                     }
                     Ok(())
@@ -89,51 +91,12 @@ impl ImapStore {
         out.sort_by_key(|m| m.uid);
         Ok(out)
     }
-}
 
-#[async_trait]
-impl Store for ImapStore {
-    fn describe(&self) -> String {
-        format!("imap {}", self.label)
-    }
-
-    fn tracks_changes(&self) -> bool {
-        self.session.condstore
-    }
-
-    async fn list(&mut self) -> anyhow::Result<Vec<MailboxInfo>> {
-        let list = self.session.list("", "*", true).await?;
-        Ok(list
-            .into_iter()
-            .map(|m| {
-                let selectable = m.selectable();
-                MailboxInfo {
-                    status: m.status.map(|s| SideState {
-                        uidvalidity: s.uidvalidity.unwrap_or(0),
-                        uidnext: s.uidnext.unwrap_or(0),
-                        highestmodseq: s.highestmodseq.unwrap_or(0),
-                        messages: s.messages.unwrap_or(0),
-                    }),
-                    name: if m.name.eq_ignore_ascii_case("INBOX") {
-                        "INBOX".to_string()
-                    } else {
-                        m.name
-                    },
-                    delimiter: m.delimiter,
-                    selectable,
-                }
-            })
-            .collect())
-    }
-
-    async fn create(&mut self, name: &str) -> anyhow::Result<()> {
-        self.session
-            .create(&Self::raw(name))
-            .await
-            .with_context(|| format!("cannot create mailbox {name:?}"))
-    }
-
-    async fn open(
+    /// Selects a mailbox and reads what changed since `saved`, by the cheapest means the
+    /// server offers: QRESYNC (one SELECT), CONDSTORE (`CHANGEDSINCE`, expunges by UID
+    /// count and, when the count does not add up, `UID SEARCH`), or neither (a full sync
+    /// lists every UID and flag; a quick one reads only new messages and the UID set).
+    async fn scan(
         &mut self,
         name: &str,
         saved: &SideState,
@@ -156,6 +119,7 @@ impl Store for ImapStore {
             .await
             .with_context(|| format!("cannot open mailbox {name:?}"))?;
         self.opened = Some(raw);
+        self.claimed.clear();
         let uidvalidity = info
             .uidvalidity
             .ok_or_else(|| anyhow::anyhow!("the server sent no UIDVALIDITY for {name:?}"))?;
@@ -287,6 +251,157 @@ impl Store for ImapStore {
         Ok(scan)
     }
 
+    /// Without UIDPLUS: finds the UIDs of `uploads` (those still `None` in `uids`) among
+    /// the messages at or above [`Self::append_floor`] by their fingerprint (Message-ID
+    /// with date or size; size and date without one), without changing any message. A
+    /// message is only identified when the candidates are unambiguous: as many unclaimed
+    /// matches as uploads of that identity, matched by no other upload. Anything else stays
+    /// `None`, so the engine keeps the copy pending and the next run re-detects it among
+    /// the new messages (at or above the UIDNEXT recorded before the APPEND).
+    async fn find_appended(
+        &mut self,
+        uploads: &[Upload<'_>],
+        uids: &mut [Option<u32>],
+    ) -> anyhow::Result<()> {
+        let floor = self.append_floor.max(1);
+        let items = FetchItems {
+            internaldate: true,
+            size: true,
+            message_id: true,
+            ..Default::default()
+        };
+        let mut found: Vec<(u32, Fingerprint)> = Vec::new();
+        let claimed = &self.claimed;
+        self.session
+            .uid_fetch(&format!("{floor}:*"), items, None, false, &mut |m| {
+                // `N:*` returns the last message even below N: filter.
+                if m.uid >= floor && !claimed.contains(&m.uid) {
+                    found.push((m.uid, fingerprint_of(&m)));
+                }
+                Ok(())
+            })
+            .await?;
+        found.sort_by_key(|(u, _)| *u);
+        found.dedup_by_key(|(u, _)| *u);
+        for (i, uid) in identify_appends(uploads, uids, &found) {
+            uids[i] = Some(uid);
+        }
+        Ok(())
+    }
+}
+
+/// The identity of a fetched message (it needs UID, RFC822.SIZE, INTERNALDATE and the
+/// Message-ID header fetched).
+fn fingerprint_of(m: &crate::imap::types::FetchedMessage) -> Fingerprint {
+    Fingerprint {
+        msgid: m.header_fields.as_deref().map(message_id_hash).unwrap_or(0),
+        size: m.size.unwrap_or(0),
+        // A server may answer INTERNALDATE NIL (seen from some Exchange versions): 0 then,
+        // which only a size-and-date match would need.
+        date: m.internaldate.map(|d| d.unix).unwrap_or(0),
+    }
+}
+
+/// Pairs uploads without a UID (`None` in `uids`) with `found` messages (ascending UIDs):
+/// the uploads of one identity get the matching messages in UID order (APPENDs complete in
+/// the order sent), but only when there are exactly as many matches as such uploads and no
+/// upload of another identity matches them too. Returns (upload index, UID) pairs.
+fn identify_appends(
+    uploads: &[Upload<'_>],
+    uids: &[Option<u32>],
+    found: &[(u32, Fingerprint)],
+) -> Vec<(usize, u32)> {
+    let mut groups: Vec<(Fingerprint, Vec<usize>)> = Vec::new();
+    for (i, u) in uploads.iter().enumerate() {
+        if uids.get(i).copied().flatten().is_some() {
+            continue;
+        }
+        match groups.iter_mut().find(|(fp, _)| *fp == u.fp) {
+            Some((_, v)) => v.push(i),
+            None => groups.push((u.fp, vec![i])),
+        }
+    }
+    let mut out = Vec::new();
+    for (fp, idxs) in &groups {
+        let cands: Vec<&(u32, Fingerprint)> = found.iter().filter(|(_, f)| fp.matches(f)).collect();
+        let contested = cands
+            .iter()
+            .any(|(_, f)| groups.iter().any(|(o, _)| o != fp && o.matches(f)));
+        if cands.len() != idxs.len() || contested {
+            tracing::debug!(
+                "{} upload(s) without APPENDUID: {} candidate(s), not identified this run",
+                idxs.len(),
+                cands.len()
+            );
+            continue;
+        }
+        out.extend(idxs.iter().zip(cands).map(|(i, (u, _))| (*i, *u)));
+    }
+    out
+}
+
+#[async_trait]
+impl Store for ImapStore {
+    fn describe(&self) -> String {
+        format!("imap {}", self.label)
+    }
+
+    fn tracks_changes(&self) -> bool {
+        self.session.condstore
+    }
+
+    async fn list(&mut self) -> anyhow::Result<Vec<MailboxInfo>> {
+        let list = self.session.list("", "*", true).await?;
+        Ok(list
+            .into_iter()
+            .map(|m| {
+                let selectable = m.selectable();
+                MailboxInfo {
+                    status: m.status.map(|s| SideState {
+                        uidvalidity: s.uidvalidity.unwrap_or(0),
+                        uidnext: s.uidnext.unwrap_or(0),
+                        highestmodseq: s.highestmodseq.unwrap_or(0),
+                        messages: s.messages.unwrap_or(0),
+                    }),
+                    name: if m.name.eq_ignore_ascii_case("INBOX") {
+                        "INBOX".to_string()
+                    } else {
+                        m.name
+                    },
+                    delimiter: m.delimiter,
+                    selectable,
+                }
+            })
+            .collect())
+    }
+
+    async fn create(&mut self, name: &str) -> anyhow::Result<()> {
+        self.session
+            .create(&Self::raw(name))
+            .await
+            .with_context(|| format!("cannot create mailbox {name:?}"))
+    }
+
+    async fn open(
+        &mut self,
+        name: &str,
+        saved: &SideState,
+        known: &[u32],
+        mode: ScanMode,
+        read_only: bool,
+    ) -> anyhow::Result<Scan> {
+        let scan = self.scan(name, saved, known, mode, read_only).await?;
+        self.append_floor = if scan.status.uidnext != 0 {
+            scan.status.uidnext
+        } else {
+            // No UIDNEXT from the server: above every UID we know of.
+            let top_known = known.iter().copied().max().unwrap_or(0);
+            let top_new = scan.changes.new.iter().map(|m| m.uid).max().unwrap_or(0);
+            top_known.max(top_new).saturating_add(1)
+        };
+        Ok(scan)
+    }
+
     async fn fetch(
         &mut self,
         uids: &[u32],
@@ -339,7 +454,22 @@ impl Store for ImapStore {
             })
             .collect();
         let res = self.session.append(&raw, &batch).await?;
-        Ok(res.into_iter().map(|r| r.map(|(_, uid)| uid)).collect())
+        // APPENDUID is trusted only from a server that advertises UIDPLUS (dovecot sends it
+        // regardless; a server that does not claim UIDPLUS gives no promise about it).
+        let uidplus = self.session.has("UIDPLUS");
+        let mut uids: Vec<Option<u32>> = res
+            .into_iter()
+            .map(|r| r.filter(|_| uidplus).map(|(_, uid)| uid))
+            .collect();
+        if uids.iter().any(Option::is_none) {
+            // No APPENDUID (no UIDPLUS, or a server that omits it): look the messages up.
+            self.find_appended(messages, &mut uids).await?;
+        }
+        for u in uids.iter().flatten() {
+            self.claimed.insert(*u);
+            self.append_floor = self.append_floor.max(u.saturating_add(1));
+        }
+        Ok(uids)
     }
 
     async fn set_flags(
