@@ -31,3 +31,4 @@ mod sync_crash;
 mod sync_scenarios;
 mod testbed_smoke;
 mod tiers;
+mod tiers_fallbacks;

@@ -708,3 +708,51 @@ fn yes(b: bool) -> &'static str {
         "no"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fp(msgid: i64, size: u32, date: i64) -> Fingerprint {
+        Fingerprint { msgid, size, date }
+    }
+
+    fn up(flags: &Flags, f: Fingerprint) -> Upload<'_> {
+        Upload {
+            data: b"",
+            flags,
+            internaldate: None,
+            fp: f,
+        }
+    }
+
+    #[test]
+    fn appends_are_identified_only_when_unambiguous() {
+        let flags = Flags::default();
+        let a = fp(11, 100, 5);
+        let b = fp(22, 200, 6);
+        let c = fp(0, 300, 7);
+        let uploads = [up(&flags, a), up(&flags, b), up(&flags, c)];
+        // Each found once (b with another size: rewritten by the server), plus a stranger.
+        let found = [(40, a), (41, fp(22, 210, 6)), (42, c), (43, fp(99, 1, 1))];
+        let got = identify_appends(&uploads, &[None, None, None], &found);
+        assert_eq!(got, vec![(0, 40), (1, 41), (2, 42)]);
+        // Already known UIDs are left alone.
+        let got = identify_appends(&uploads, &[Some(7), None, None], &found);
+        assert_eq!(got, vec![(1, 41), (2, 42)]);
+        // Two candidates for one upload (someone else stored the same message): no guess.
+        let found2 = [(40, a), (41, a)];
+        assert!(identify_appends(&uploads[..1], &[None], &found2).is_empty());
+        // Not there (yet): nothing.
+        assert!(identify_appends(&uploads[..1], &[None], &[]).is_empty());
+        // Two identical uploads and two matches: in UID order.
+        let twins = [up(&flags, a), up(&flags, a)];
+        assert_eq!(
+            identify_appends(&twins, &[None, None], &found2),
+            vec![(0, 40), (1, 41)]
+        );
+        // A candidate two different uploads match: neither is identified by it.
+        let loose = [up(&flags, fp(11, 100, 5)), up(&flags, fp(11, 100, 9))];
+        assert!(identify_appends(&loose, &[None, None], &[(50, a)]).is_empty());
+    }
+}
