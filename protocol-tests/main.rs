@@ -32,3 +32,4 @@ mod sync_scenarios;
 mod testbed_smoke;
 mod tiers;
 mod tiers_fallbacks;
+mod tiers_quirks;

@@ -23,6 +23,8 @@ pub struct ImapStore {
     session: Session,
     label: String,
     opened: Option<Vec<u8>>,
+    /// UIDVALIDITY of the open mailbox (an APPENDUID naming another is not trusted).
+    uidvalidity: u32,
     /// Without APPENDUID: UIDs at or above this in the open mailbox may be our appends.
     append_floor: u32,
     /// UIDs of the open mailbox this session identified as its own appends.
@@ -37,6 +39,7 @@ impl ImapStore {
             session,
             label: opts.label.clone(),
             opened: None,
+            uidvalidity: 0,
             append_floor: 0,
             claimed: HashSet::new(),
         })
@@ -88,7 +91,9 @@ impl ImapStore {
                 },
             )
             .await?;
+        // A server may repeat a FETCH response (an unsolicited one for the same message).
         out.sort_by_key(|m| m.uid);
+        out.dedup_by_key(|m| m.uid);
         Ok(out)
     }
 
@@ -118,15 +123,28 @@ impl ImapStore {
             .select(&raw, read_only, qparams.as_ref())
             .await
             .with_context(|| format!("cannot open mailbox {name:?}"))?;
-        self.opened = Some(raw);
+        self.opened = Some(raw.clone());
         self.claimed.clear();
         let uidvalidity = info
             .uidvalidity
             .ok_or_else(|| anyhow::anyhow!("the server sent no UIDVALIDITY for {name:?}"))?;
+        self.uidvalidity = uidvalidity;
+        let mut uidnext = info.uidnext;
+        if uidnext.is_none() {
+            // Some servers leave UIDNEXT out of SELECT but answer STATUS (Winmail Pro,
+            // https://github.com/modern-email/defects/issues/43; the fix chatmail made,
+            // https://github.com/chatmail/core/pull/4842). Without either, 0: the new
+            // messages are then found from the saved UIDNEXT on.
+            uidnext = match self.session.status(&raw).await {
+                Ok(st) => st.uidnext,
+                Err(crate::imap::ImapError::Command { .. }) => None,
+                Err(e) => return Err(e.into()),
+            };
+        }
         let mut scan = Scan {
             status: SideState {
                 uidvalidity,
-                uidnext: info.uidnext.unwrap_or(0),
+                uidnext: uidnext.unwrap_or(0),
                 highestmodseq: info.highestmodseq.unwrap_or(0),
                 messages: info.exists,
             },
@@ -456,10 +474,16 @@ impl Store for ImapStore {
         let res = self.session.append(&raw, &batch).await?;
         // APPENDUID is trusted only from a server that advertises UIDPLUS (dovecot sends it
         // regardless; a server that does not claim UIDPLUS gives no promise about it).
+        // An APPENDUID naming another UIDVALIDITY is wrong (DavMail sent the two numbers
+        // swapped: https://github.com/mguessan/davmail/issues/315): look the message up.
         let uidplus = self.session.has("UIDPLUS");
+        let uidvalidity = self.uidvalidity;
         let mut uids: Vec<Option<u32>> = res
             .into_iter()
-            .map(|r| r.filter(|_| uidplus).map(|(_, uid)| uid))
+            .map(|r| {
+                r.filter(|(v, _)| uidplus && *v == uidvalidity)
+                    .map(|(_, uid)| uid)
+            })
             .collect();
         if uids.iter().any(Option::is_none) {
             // No APPENDUID (no UIDPLUS, or a server that omits it): look the messages up.
