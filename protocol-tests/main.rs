@@ -31,5 +31,6 @@ mod sync_crash;
 mod sync_scenarios;
 mod testbed_smoke;
 mod tiers;
+mod tiers_bench;
 mod tiers_fallbacks;
 mod tiers_quirks;

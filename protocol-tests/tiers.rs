@@ -35,7 +35,6 @@ pub enum Tier {
 
 impl Tier {
     /// Every tier (the benchmark's `--tier all`).
-    #[allow(dead_code)]
     pub const ALL: [Tier; 8] = [
         Tier::Qresync,
         Tier::CondstoreOnly,
