@@ -309,3 +309,28 @@ fn violation_detects_each_extension() {
     }
     assert_eq!(violation("a1 APPEND INBOX () {12+}", &[]), None);
 }
+
+/// `disable_extensions` in a repository: a server advertising everything is used as if it
+/// lacked those (written in both repositories).
+#[test]
+fn disabled_extensions_are_not_used() {
+    let users = ["alice".to_string(), "bob".to_string()];
+    let dv = start_dovecot(Tier::Qresync.options(&users));
+    let mut bed = SyncBed::new(
+        ImapSide::new(dv.clone(), "alice"),
+        ImapSide::new(dv.clone(), "bob"),
+    );
+    bed.noop_may_open = true;
+    let off = "QRESYNC, CONDSTORE, UIDPLUS, LITERAL+, MULTIAPPEND, LIST-STATUS";
+    let text = std::fs::read_to_string(bed.config_path()).expect("read config");
+    let text = text.replace(
+        "remotepass = secret\n",
+        &format!("remotepass = secret\ndisable_extensions = {off}\n"),
+    );
+    std::fs::write(bed.config_path(), text).expect("write config");
+    sc::changes_on_both_sides(&bed);
+    let removed: Vec<&str> = off.split(", ").collect();
+    for u in &users {
+        assert_only_advertised(&dv, u, &removed);
+    }
+}

@@ -1,5 +1,39 @@
-//! The IMAP store: picks the cheapest way to learn changes from what the server offers
-//! (QRESYNC, CONDSTORE, or a full listing as offlineimap does).
+//! The IMAP store: picks the cheapest way to learn changes from what the server offers,
+//! per side, from the capabilities it advertises (minus `-k`/configuration overrides).
+//! It never uses an extension the server did not advertise (`protocol-tests/tiers.rs`
+//! checks dovecot's rawlog for each tier).
+//!
+//! - **QRESYNC**: one `SELECT ... (QRESYNC ...)` reports changed flags and VANISHED UIDs.
+//! - **CONDSTORE only** (Gmail): flags changed since the saved HIGHESTMODSEQ with
+//!   `UID FETCH 1:n (FLAGS) (CHANGEDSINCE m)`; expunges from the message count: when
+//!   MESSAGES equals the known UIDs still expected plus the new ones, nothing was removed
+//!   and no UID list is read; otherwise one `UID SEARCH UID 1:n` gives the UIDs present.
+//!   (ESEARCH would shorten that reply, but imap-codec cannot parse `* ESEARCH`, so it is
+//!   not used.)
+//! - **Neither** (Exchange, many hosts), offlineimap's semantics: a *full* sync lists every
+//!   UID and its flags in each mailbox; a *quick* sync (`-q`, or `quick = N`) reads only
+//!   the status and the new messages, and the UID list when the count shows an expunge.
+//!   What quick can miss, exactly: **flag changes (keywords and `\Deleted` marks
+//!   included) made on a side without CONDSTORE**. A mailbox whose UIDVALIDITY, UIDNEXT
+//!   and MESSAGES are unchanged on that side is not opened there at all; one that is
+//!   opened has its flags not read (the planner infers no removal from that side).
+//!   New messages, expunges and UIDVALIDITY changes are always seen (they move UIDNEXT or
+//!   MESSAGES), so quick never loses or duplicates a message; flag changes on the other
+//!   side (one with CONDSTORE, or a Maildir) are still pushed, as `+FLAGS`/`-FLAGS` of
+//!   just what changed, so they never undo the missed change. The next full sync applies
+//!   what quick skipped, three-way merged as usual.
+//! - **Without UIDPLUS**: an appended message's UID is found without changing the message
+//!   (no added header): its identity (Message-ID with date or size; size and date without
+//!   one) among UIDs at or above the UIDNEXT seen before the APPEND, and only when the
+//!   match is unambiguous; otherwise nothing is recorded and the pending copy is re-matched
+//!   among the new messages of the next run. Expunges use `UID EXPUNGE` only with UIDPLUS;
+//!   without it a plain EXPUNGE is sent only when no other message is marked `\Deleted`.
+//!   An APPENDUID is trusted only from a server advertising UIDPLUS and only when it names
+//!   the mailbox's UIDVALIDITY.
+//! - Without LIST-STATUS: LIST, then one STATUS per mailbox, pipelined. Without LITERAL+:
+//!   synchronising literals. Without MULTIAPPEND: one APPEND per message, each sent as soon
+//!   as the server's continuation for its literal allows, without waiting for the previous
+//!   one to complete.
 
 use std::collections::{HashMap, HashSet};
 
