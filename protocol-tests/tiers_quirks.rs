@@ -213,3 +213,19 @@ fn modseqs_at_and_above_two_to_the_63() {
     });
     scenarios(|| bed_through(to_server.clone(), to_client.clone()));
 }
+
+/// `INTERNALDATE NIL` in FETCH responses (Zarafa:
+/// <https://github.com/thunderbird/thunderbird-android/issues/1819>): the messages are
+/// still identified (Message-ID and size) and copied, without a date.
+#[test]
+fn internaldate_nil() {
+    let date = re(r#"INTERNALDATE "[^"]*""#);
+    let to_client: Rewrite = Arc::new(move |l: &str| {
+        if l.starts_with("* ") && l.contains(" FETCH (") {
+            date.replace_all(l, "INTERNALDATE NIL").into_owned()
+        } else {
+            l.to_string()
+        }
+    });
+    scenarios(|| bed_through(same(), to_client.clone()));
+}
