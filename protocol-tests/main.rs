@@ -35,3 +35,7 @@ mod sync_crash;
 mod sync_kill;
 mod sync_scenarios;
 mod testbed_smoke;
+mod tiers;
+mod tiers_bench;
+mod tiers_fallbacks;
+mod tiers_quirks;

@@ -120,6 +120,7 @@ fn connect_options(
         Some(false) => Compression::Never,
     };
     o.max_message_size = u32::try_from(r.maxmessagesize).unwrap_or(u32::MAX);
+    o.disabled_capabilities = r.disable_extensions.clone();
     if let Some(t) = cfg.general.socktimeout {
         o.timeout = t;
     }

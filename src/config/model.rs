@@ -262,6 +262,10 @@ pub struct ImapRepository {
     /// `usecompression`: COMPRESS=DEFLATE. `None` (unset): compress over the network but
     /// not over loopback or local tunnels.
     pub compression: Option<bool>,
+    /// `disable_extensions`: capabilities to ignore although the server advertises them
+    /// (a server that breaks them), upper case, e.g. `QRESYNC, CONDSTORE` (mbsync's
+    /// `DisableExtensions`). `-k "Repository NAME:disable_extensions=..."` sets it for one run.
+    pub disable_extensions: Vec<String>,
     /// `maxconnections`: connections used to sync folders in parallel (default 1; IDLE
     /// connections for `idlefolders` come on top).
     pub maxconnections: usize,

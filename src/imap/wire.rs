@@ -294,9 +294,11 @@ impl Wire {
             Ok(resp) => Ok(resp.into_static()),
             Err(DecodeMessageError::DecodingRemainder { .. })
             | Err(DecodeMessageError::DecodingFailure(_))
-            | Err(DecodeMessageError::MessagePoisoned { .. }) => Err(ImapError::Malformed(
-                printable(self.frag.message_bytes(), 200),
-            )),
+            | Err(DecodeMessageError::MessagePoisoned { .. }) => {
+                // Known server deviations first (see `quirks`), else a clean error.
+                super::quirks::lenient_decode(self.frag.message_bytes())
+                    .ok_or_else(|| ImapError::Malformed(printable(self.frag.message_bytes(), 200)))
+            }
             Err(DecodeMessageError::MessageTooLong { .. }) => Err(ImapError::TooLarge {
                 size: self.oversize.unwrap_or(self.max_message),
                 limit: self.max_message,
