@@ -116,6 +116,8 @@ fn connect_options(
         Some(false) => Compression::Never,
     };
     o.max_message_size = u32::try_from(r.maxmessagesize).unwrap_or(u32::MAX);
+    o.reference = r.reference.clone();
+    o.namespaces = r.namespaces;
     if let Some(t) = cfg.general.socktimeout {
         o.timeout = t;
     }

@@ -266,6 +266,9 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
     let tracks = [stores[0].tracks_changes(), stores[1].tracks_changes()];
     // The hierarchy delimiter of each side (from INBOX, else the first mailbox).
     let delim: [Option<char>; 2] = [0, 1].map(|s| {
+        if let Some(d) = stores[s].delimiter() {
+            return d;
+        }
         lists[s]
             .iter()
             .find(|m| m.name == "INBOX")
@@ -344,6 +347,9 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                     let n = match from_neutral(&side_name, delim[i]) {
                         Ok(n) => n,
                         Err(e) => {
+                            let o = s.other();
+                            let there = infos[o.i()].map(|m| m.name.as_str()).unwrap_or("");
+                            let e = format!("{e}: {there:?} on the {} side cannot be created as {side_name:?} on the {} side", o.name(), s.name());
                             report.failures.push((name.clone(), e));
                             ok = false;
                             continue;
