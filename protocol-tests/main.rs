@@ -23,6 +23,8 @@ mod maildir_bed;
 mod maildir_dovecot;
 mod maildir_native;
 mod maildir_scenarios;
+mod namespaces;
+mod namespaces_side;
 mod runmodes_daemon;
 mod runmodes_support;
 mod runmodes_ui;

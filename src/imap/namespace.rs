@@ -103,10 +103,13 @@ fn entries(v: &[Namespace<'_>]) -> Vec<NamespaceEntry> {
 }
 
 impl Session {
-    /// Asks NAMESPACE where offered; otherwise (or if it fails) one personal namespace
-    /// with an empty prefix and the delimiter `LIST "" ""` reports.
+    /// Asks NAMESPACE; if the server refuses it (or its answer does not parse), one
+    /// personal namespace with an empty prefix and the delimiter `LIST "" ""` reports.
+    ///
+    /// NAMESPACE is sent even when not advertised: Courier-IMAP answers it without listing
+    /// it among its capabilities, and a server without it just answers BAD.
     pub async fn namespaces(&mut self) -> Result<Namespaces, ImapError> {
-        if self.has("NAMESPACE") {
+        {
             let p = self.send(CommandBody::Namespace, "NAMESPACE").await?;
             let mut found: Option<Namespaces> = None;
             let c = self
