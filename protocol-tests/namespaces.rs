@@ -268,3 +268,67 @@ fn namespaces_courier_preauth_bare_imap4rev1() {
     assert!(co.home().join("Maildir/.Lists.rust/cur").is_dir());
     assert!(co.home().join("Maildir/.New.Remote").is_dir());
 }
+
+/// `reference = Mail` on a plain dovecot: only folders under `Mail/` are synced, with the
+/// prefix trimmed (and put back on creation); INBOX is synced too; a `nametrans` and
+/// `folderfilter` see the trimmed names.
+#[test]
+fn namespaces_reference_trims_its_prefix() {
+    let dv = start_dovecot(DovecotOptions::default().tls(false));
+    let (opts, repo) = login(dv.host(), dv.imap_port(), "bob", "secret");
+    let under = NsSide {
+        opts: opts.clone(),
+        prefix: "Mail/".into(),
+        sep: '/',
+        repo: format!("{repo}reference = Mail\n"),
+        label: "dovecot bob under Mail/".into(),
+    };
+    let whole = NsSide {
+        opts,
+        prefix: String::new(),
+        sep: '/',
+        repo: String::new(),
+        label: "dovecot bob".into(),
+    };
+    let bed = SyncBed::new(plain_remote(), under);
+    let m = sample_messages(1204, 5);
+    bed.local.seed("INBOX", &m[..1], &[]).expect("seed");
+    bed.local.seed("Lists/rust", &m[1..2], &[]).expect("seed");
+    whole.seed("Outside", &m[2..3], &[]).expect("seed");
+    bed.remote.seed("Archive", &m[3..4], &[]).expect("seed");
+    let r = bed.sync();
+    assert_eq!((r.summary().to_local, r.summary().to_remote), (1, 2), "{r}");
+    let snap = assert_converged(&bed);
+    assert_eq!(
+        snap.keys().cloned().collect::<Vec<_>>(),
+        ["Archive", "INBOX", "Lists/rust"],
+        "{}",
+        render(&snap)
+    );
+    let names = whole.server_names().expect("list");
+    assert!(names.contains(&"Mail/Archive".to_string()), "{names:?}");
+    assert!(names.contains(&"Outside".to_string()), "{names:?}");
+    drop(bed);
+
+    // A nametrans sees the trimmed names: `^Lists/` matches `Mail/Lists/rust`.
+    let dv = start_dovecot(DovecotOptions::default().tls(false));
+    let (opts, repo) = login(dv.host(), dv.imap_port(), "bob", "secret");
+    let under = NsSide {
+        opts,
+        prefix: "Mail/".into(),
+        sep: '/',
+        repo: format!("{repo}reference = Mail\nnametrans = s/^Lists\\//L\\//\n"),
+        label: "dovecot bob under Mail/ with nametrans".into(),
+    };
+    let bed = SyncBed::new(plain_remote(), under);
+    bed.local.seed("Lists/rust", &m[4..5], &[]).expect("seed");
+    let r = bed.sync();
+    assert_eq!(r.summary().to_remote, 1, "{r}");
+    let names = bed.remote.mailboxes().expect("list");
+    assert!(
+        names.contains(&"L/rust".to_string()) && !names.iter().any(|n| n.contains("Lists")),
+        "{names:?}\n{r}"
+    );
+    let r = bed.sync();
+    assert_eq!(r.summary().changes(), 0, "{r}");
+}
