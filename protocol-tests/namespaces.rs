@@ -332,3 +332,66 @@ fn namespaces_reference_trims_its_prefix() {
     let r = bed.sync();
     assert_eq!(r.summary().changes(), 0, "{r}");
 }
+
+/// A dovecot with a public namespace (`Public/`): its folders stay out of the sync until
+/// the repository says `namespaces = personal, shared`, then arrive under their full name,
+/// beside (never inside) the personal tree.
+#[test]
+fn namespaces_shared_folders_only_when_chosen() {
+    let public = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        public.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+    let mut o = DovecotOptions::default().tls(false);
+    o.extra_config = format!(
+        "namespace public {{\n  type = public\n  separator = /\n  prefix = Public/\n  \
+         location = maildir:{}:LAYOUT=fs\n  list = yes\n  subscriptions = no\n}}\n",
+        public.path().display()
+    );
+    let dv = start_dovecot(o);
+    let (opts, repo) = login(dv.host(), dv.imap_port(), "bob", "secret");
+    let local = NsSide {
+        opts,
+        prefix: String::new(),
+        sep: '/',
+        repo,
+        label: "dovecot bob with Public/".into(),
+    };
+    let m = sample_messages(1205, 3);
+    local
+        .seed("Public/news", &m[..1], &[])
+        .expect("seed public");
+    local.seed("Lists/x", &m[1..2], &[]).expect("seed");
+    let bed = SyncBed::new(plain_remote(), local);
+    bed.remote.seed("Archive", &m[2..3], &[]).expect("seed");
+    let r = bed.sync();
+    assert_eq!((r.summary().to_local, r.summary().to_remote), (1, 1), "{r}");
+    let plain = bed.remote.mailboxes().expect("list");
+    assert!(plain.contains(&"Lists/x".to_string()), "{plain:?}");
+    assert!(!plain.iter().any(|n| n.starts_with("Public")), "{plain:?}");
+    let names = bed.local.server_names().expect("list");
+    assert!(names.contains(&"Archive".to_string()), "{names:?}");
+
+    let text = std::fs::read_to_string(bed.config_path()).expect("config");
+    let text = text.replace(
+        "[Repository Local]\n",
+        "[Repository Local]\nnamespaces = personal, shared\n",
+    );
+    std::fs::write(bed.config_path(), text).expect("config");
+    let r = bed.sync();
+    assert_eq!((r.summary().to_local, r.summary().to_remote), (0, 1), "{r}");
+    let snap = assert_converged(&bed);
+    assert_eq!(snap["Public/news"], vec![msg(&m[0], &[])]);
+    // The shared folder was not put into the personal tree on the local server.
+    let names = bed.local.server_names().expect("list");
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.contains("news"))
+            .collect::<Vec<_>>(),
+        ["Public/news"],
+        "{names:?}"
+    );
+}
