@@ -231,7 +231,7 @@ fn namespaces_cyrus_without_altnamespace() {
     assert!(!r.ok(), "the uncreatable folder must be reported:\n{r}");
     let all = format!("{}{}", r.stdout, r.stderr);
     assert!(
-        all.contains("\"v1.2\"") && all.contains("remote side"),
+        all.contains("\"v1.2\" on the remote side") && all.contains("\"INBOX.v1.2\""),
         "the message names the folder on both sides:\n{r}"
     );
     let snap = bed.local.snapshot().expect("snapshot");

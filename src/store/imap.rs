@@ -658,6 +658,10 @@ impl Store for ImapStore {
         v
     }
 
+    fn server_name(&self, name: &str) -> String {
+        self.root.to_server(name)
+    }
+
     fn delimiter(&self) -> Option<Option<char>> {
         Some(self.root.delimiter)
     }

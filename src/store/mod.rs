@@ -168,6 +168,12 @@ pub trait Store: Send {
         None
     }
 
+    /// The store's own full spelling of a store name (for messages): the IMAP store puts
+    /// back the namespace prefix it trims.
+    fn server_name(&self, name: &str) -> String {
+        name.to_string()
+    }
+
     /// Lines describing the connection for `--info` (capabilities, security, ...).
     fn details(&self) -> Vec<String> {
         Vec::new()

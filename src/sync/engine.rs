@@ -349,7 +349,16 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                         Err(e) => {
                             let o = s.other();
                             let there = infos[o.i()].map(|m| m.name.as_str()).unwrap_or("");
-                            let e = format!("{e}: {there:?} on the {} side cannot be created as {side_name:?} on the {} side", o.name(), s.name());
+                            let naive = match delim[i] {
+                                Some(d) => side_name.replace('/', &d.to_string()),
+                                None => side_name.clone(),
+                            };
+                            let e = format!(
+                                "{there:?} on the {} side cannot be created on the {} side, where it would read as {:?}, another folder ({e})",
+                                o.name(),
+                                s.name(),
+                                stores[i].server_name(&naive)
+                            );
                             report.failures.push((name.clone(), e));
                             ok = false;
                             continue;
