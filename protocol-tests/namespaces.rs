@@ -243,6 +243,27 @@ fn namespaces_cyrus_without_altnamespace() {
     );
 }
 
+/// Cyrus with `altnamespace: yes` and `unixhierarchysep: yes`: no prefix, `/`, other users
+/// and shared folders under their own prefixes (left out).
+#[test]
+fn namespaces_cyrus_altnamespace_unix_separator() {
+    let cy = Cyrus::start(CyrusOptions {
+        altnamespace: true,
+        unixhierarchysep: true,
+    })
+    .expect("Cyrus should start");
+    let (opts, repo) = login(cy.host(), cy.port(), "alice", "any");
+    let side = NsSide {
+        opts,
+        prefix: cy.prefix(),
+        sep: cy.separator(),
+        repo,
+        label: format!("cyrus (altnamespace) on port {}", cy.port()),
+    };
+    let bed = SyncBed::new(plain_remote(), side);
+    scenario(&bed, "", '/');
+}
+
 #[test]
 fn namespaces_courier_preauth_bare_imap4rev1() {
     let co = Courier::start().expect("Courier should be available");
