@@ -416,3 +416,70 @@ fn namespaces_shared_folders_only_when_chosen() {
         "{names:?}"
     );
 }
+
+/// A server that refuses NAMESPACE: the delimiter comes from `LIST "" ""` and the personal
+/// namespace has no prefix. Also: a NAMESPACE reply with all three classes is read.
+#[tokio::test]
+async fn namespaces_fallback_to_list_delimiter_and_full_reply() {
+    use crate::fake::{FakeServer, Step};
+    let login = || {
+        vec![
+            Step::line("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] fake"),
+            Step::expect_cmd("AUTHENTICATE"),
+            Step::tagged("OK [CAPABILITY IMAP4rev1] logged in"),
+        ]
+    };
+    let mut script = login();
+    script.extend([
+        Step::expect_cmd("NAMESPACE"),
+        Step::tagged("BAD unknown command"),
+        Step::expect_cmd("LIST"),
+        Step::line("* LIST (\\Noselect) \".\" \"\""),
+        Step::tagged("OK listed"),
+    ]);
+    let (port, server) = FakeServer::start(script);
+    let o =
+        crate::imap_support::with_login(ConnectOptions::tcp("127.0.0.1", port, Security::Plain));
+    let mut s = twinbox::imap::Session::connect(&o).await.expect("connect");
+    let ns = match s.namespaces().await {
+        Ok(ns) => ns,
+        Err(e) => panic!("namespaces: {e}: {:?}", server.finish()),
+    };
+    assert!(!ns.advertised);
+    assert_eq!(ns.personal.len(), 1);
+    assert_eq!(ns.personal[0].prefix, "");
+    assert_eq!(ns.personal[0].delimiter, Some('.'));
+    drop(s);
+    let report = server.finish();
+    report.assert_ok();
+    let sent: Vec<&str> = report.sessions[0]
+        .commands
+        .iter()
+        .map(|c| c.text.as_str())
+        .collect();
+    assert!(
+        sent.iter().any(|c| c.ends_with(" LIST \"\" \"\"")),
+        "{sent:?}"
+    );
+
+    let mut script = login();
+    script.extend([
+        Step::expect_cmd("NAMESPACE"),
+        Step::line(
+            "* NAMESPACE ((\"INBOX.\" \".\")) ((\"user.\" \".\")) ((\"\" \".\")(\"#news.\" \".\"))",
+        ),
+        Step::tagged("OK done"),
+    ]);
+    let (port, server) = FakeServer::start(script);
+    let o =
+        crate::imap_support::with_login(ConnectOptions::tcp("127.0.0.1", port, Security::Plain));
+    let mut s = twinbox::imap::Session::connect(&o).await.expect("connect");
+    let ns = s.namespaces().await.expect("namespaces");
+    assert!(ns.advertised);
+    assert_eq!(ns.personal[0].prefix, "INBOX.");
+    assert_eq!(ns.other[0].prefix, "user.");
+    let shared: Vec<&str> = ns.shared.iter().map(|e| e.prefix.as_str()).collect();
+    assert_eq!(shared, ["", "#news."]);
+    drop(s);
+    server.finish().assert_ok();
+}
