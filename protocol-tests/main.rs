@@ -26,6 +26,8 @@ mod maildir_dovecot;
 mod maildir_native;
 mod maildir_scenarios;
 mod maildir_side;
+mod namespaces;
+mod namespaces_side;
 mod runmodes_daemon;
 mod runmodes_support;
 mod runmodes_ui;

@@ -279,6 +279,9 @@ pub struct ImapRepository {
     pub idlefolders: Vec<String>,
     /// `reference`: the LIST reference (folder root) on the server.
     pub reference: Option<String>,
+    /// `namespaces`: namespace classes synced besides the personal one (`personal, shared,
+    /// other`; default personal only).
+    pub namespaces: crate::imap::namespace::NamespaceChoice,
     /// `singlethreadperfolder`: never use more than one connection for one folder.
     pub singlethreadperfolder: bool,
     /// `maxmessagesize`: the largest literal accepted from the server (default 256 MiB).

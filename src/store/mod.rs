@@ -10,6 +10,7 @@ use crate::sync::plan::{Fingerprint, FlagAction, Flags, SideChanges};
 pub mod fingerprint;
 pub mod imap;
 pub mod maildir;
+pub mod namespace;
 
 /// A mailbox as a store lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +165,18 @@ pub trait Store: Send {
     async fn delete(&mut self, name: &str) -> anyhow::Result<()> {
         let _ = name;
         anyhow::bail!("{}: deleting mailboxes is not supported", self.describe())
+    }
+
+    /// The hierarchy delimiter of the store's personal folders, when it knows it without a
+    /// listing (`None`: take it from the listing).
+    fn delimiter(&self) -> Option<Option<char>> {
+        None
+    }
+
+    /// The store's own full spelling of a store name (for messages): the IMAP store puts
+    /// back the namespace prefix it trims.
+    fn server_name(&self, name: &str) -> String {
+        name.to_string()
     }
 
     /// Lines describing the connection for `--info` (capabilities, security, ...).

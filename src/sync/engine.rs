@@ -263,6 +263,9 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
     let tracks = [stores[0].tracks_changes(), stores[1].tracks_changes()];
     // The hierarchy delimiter of each side (from INBOX, else the first mailbox).
     let delim: [Option<char>; 2] = [0, 1].map(|s| {
+        if let Some(d) = stores[s].delimiter() {
+            return d;
+        }
         lists[s]
             .iter()
             .find(|m| m.name == "INBOX")
@@ -341,6 +344,18 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                     let n = match from_neutral(&side_name, delim[i]) {
                         Ok(n) => n,
                         Err(e) => {
+                            let o = s.other();
+                            let there = infos[o.i()].map(|m| m.name.as_str()).unwrap_or("");
+                            let naive = match delim[i] {
+                                Some(d) => side_name.replace('/', &d.to_string()),
+                                None => side_name.clone(),
+                            };
+                            let e = format!(
+                                "{there:?} on the {} side cannot be created on the {} side, where it would read as {:?}, another folder ({e})",
+                                o.name(),
+                                s.name(),
+                                stores[i].server_name(&naive)
+                            );
                             report.failures.push((name.clone(), e));
                             ok = false;
                             continue;
