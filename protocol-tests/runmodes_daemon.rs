@@ -553,3 +553,52 @@ fn a_push_connection_that_goes_silent_is_noticed_and_replaced() {
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit().success());
 }
+
+#[test]
+fn a_stream_of_pushes_does_not_postpone_the_refresh() {
+    // autorefresh 0.05 min (3 s); a new message every 0.5 s keeps push syncs coming.
+    let s = Setup::new(
+        DovecotOptions::default(),
+        "autorefresh = 0.05",
+        "idlefolders = INBOX",
+    );
+    s.dv.seed_mailbox("alice", "INBOX", &sample_messages(80, 1), &[])
+        .expect("seed");
+    let mut d = s.daemon(&[]);
+    d.wait_sync(1);
+    d.wait_event("push set up", |v| {
+        v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+    });
+    /// Stops the feeder however the test ends (a panic included), so the scope can end.
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&stop);
+        scope.spawn(|| {
+            let mut seed = 1000;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ =
+                    s.dv.append("alice", "INBOX", &sample_messages(seed, 1).concat(), &[]);
+                seed += 1;
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        });
+        let pushed = d.wait_event("a push sync", |v| {
+            v["event"] == "sync_start" && v["reason"] == "push"
+        });
+        assert_eq!(pushed["folders"], serde_json::json!(["INBOX"]));
+        d.wait_event("a refresh between the pushes", |v| {
+            v["event"] == "sync_start" && v["reason"] == "refresh"
+        });
+    });
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+    let (status, _, err) = s.run(&["-u", "quiet", "-o"]);
+    assert!(status.success(), "{err}");
+    s.assert_converged("INBOX");
+}
