@@ -602,3 +602,63 @@ fn a_stream_of_pushes_does_not_postpone_the_refresh() {
     assert!(status.success(), "{err}");
     s.assert_converged("INBOX");
 }
+
+#[test]
+fn two_accounts_wake_on_usr1_and_maxsyncaccounts_1_serialises_them() {
+    let s = setup(
+        DovecotOptions::default()
+            .user("carol", "secret")
+            .user("dave", "secret"),
+        "",
+        1,
+    );
+    s.dv.seed_mailbox("carol", "INBOX", &sample_messages(90, 2), &[])
+        .expect("seed carol");
+    let mut text = std::fs::read_to_string(&s.conf).expect("config");
+    text.push_str(&format!(
+        "\n[Account Second]\nlocalrepository = Local2\nremoterepository = Remote2\nautorefresh = 60\n\n\
+         [Repository Remote2]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {p}\nssl = no\nstarttls = no\nremoteuser = carol\nremotepass = secret\n\n\
+         [Repository Local2]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {p}\nssl = no\nstarttls = no\nremoteuser = dave\nremotepass = secret\n",
+        p = s.dv.imap_port()
+    ));
+    std::fs::write(&s.conf, text).expect("config");
+    let mut d = s.daemon(&["-k", "accounts=Test,Second", "-k", "maxsyncaccounts=1"]);
+    d.wait_sync(2);
+    new_message(&s, 906);
+    s.dv.append("carol", "INBOX", &sample_messages(907, 1).concat(), &[])
+        .expect("append");
+    d.signal(libc::SIGUSR1);
+    d.wait_sync(4);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+    let ends: Vec<&serde_json::Value> = d
+        .events
+        .iter()
+        .filter(|v| v["event"] == "account_end")
+        .collect();
+    for acct in ["Test", "Second"] {
+        let mine: Vec<u64> = ends
+            .iter()
+            .filter(|v| v["account"] == acct)
+            .filter_map(|v| v["copied_to_local"].as_u64())
+            .collect();
+        assert_eq!(mine.len(), 2, "{acct}: two syncs");
+        assert_eq!(mine[1], 1, "{acct}: the second sync copies the new message");
+    }
+    // maxsyncaccounts = 1: one account's sync ends before the other's begins.
+    let mut open: Option<String> = None;
+    for v in &d.events {
+        match v["event"].as_str() {
+            Some("account_start") => {
+                assert!(open.is_none(), "overlapping syncs: {:#?}", d.events);
+                open = v["account"].as_str().map(String::from);
+            }
+            Some("account_end") => open = None,
+            _ => {}
+        }
+    }
+    assert_eq!(s.assert_converged("INBOX"), 2);
+    let (a, b) = (s.contents("carol", "INBOX"), s.contents("dave", "INBOX"));
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 3);
+}
