@@ -263,7 +263,12 @@ impl FakeServer {
 
     /// Runs one script per connection, accepting connections one after another.
     pub fn start_sessions(scripts: Vec<Vec<Step>>) -> (u16, FakeHandle) {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake server");
+        Self::start_sessions_on("127.0.0.1".parse().expect("loopback"), scripts)
+    }
+
+    /// Like [`Self::start_sessions`], listening on `ip` (e.g. a non-loopback address).
+    pub fn start_sessions_on(ip: std::net::IpAddr, scripts: Vec<Vec<Step>>) -> (u16, FakeHandle) {
+        let listener = TcpListener::bind((ip, 0)).expect("bind fake server");
         let port = listener.local_addr().expect("local addr").port();
         let pki = TestPki::generate().expect("fake server certificates");
         let dir = tempfile::tempdir().expect("tempdir");

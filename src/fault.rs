@@ -1,13 +1,18 @@
-//! A hidden test hook that aborts the process after the N-th step (state commit or server
-//! change), to prove that a crash at any step converges on the next run.
+//! Hidden test hooks at each step (state commit or server change) of a sync, to prove that
+//! a crash at any step, or a change made by someone else between two steps, converges on
+//! the next run.
 //!
-//! Set `TWINBOX_FAULT_AFTER=N` in the environment; unset (the normal case) it costs one
-//! relaxed atomic load per step.
+//! - `TWINBOX_FAULT_AFTER=N` aborts the process at the N-th step.
+//! - `TWINBOX_HOOK_AT=N` with `TWINBOX_HOOK_CMD=COMMAND` runs `sh -c COMMAND` at the N-th
+//!   step and waits for it (e.g. a `doveadm save` racing the sync), then goes on.
+//!
+//! Unset (the normal case) they cost one relaxed atomic load per step.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::OnceLock;
 
 static LIMIT: OnceLock<i64> = OnceLock::new();
+static HOOK: OnceLock<Option<(i64, String)>> = OnceLock::new();
 static COUNT: AtomicI64 = AtomicI64::new(0);
 
 fn limit() -> i64 {
@@ -19,14 +24,33 @@ fn limit() -> i64 {
     })
 }
 
-/// Marks a step; aborts the process when the configured step is reached.
+fn hook() -> &'static Option<(i64, String)> {
+    HOOK.get_or_init(|| {
+        let at = std::env::var("TWINBOX_HOOK_AT").ok()?.parse().ok()?;
+        let cmd = std::env::var("TWINBOX_HOOK_CMD").ok()?;
+        Some((at, cmd))
+    })
+}
+
+/// Marks a step; aborts the process, or runs the hook command, when its step is reached.
 pub fn step(what: &str) {
     let l = limit();
-    if l < 0 {
+    let h = hook();
+    if l < 0 && h.is_none() {
         return;
     }
     let n = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
-    if n >= l {
+    if let Some((at, cmd)) = h {
+        if n == *at {
+            eprintln!("twinbox: running the test hook at step {n} ({what})");
+            match std::process::Command::new("sh").arg("-c").arg(cmd).status() {
+                Ok(s) if s.success() => {}
+                Ok(s) => eprintln!("twinbox: the test hook failed ({s})"),
+                Err(e) => eprintln!("twinbox: cannot run the test hook: {e}"),
+            }
+        }
+    }
+    if l >= 0 && n >= l {
         eprintln!("twinbox: fault injected after step {n} ({what})");
         std::process::abort();
     }

@@ -2,8 +2,15 @@
 
 use argh::FromArgs;
 
+pub mod admin;
+pub mod check;
 pub mod demo;
+pub mod hooks;
+pub mod import;
+pub mod import_lambda;
+pub mod info;
 pub mod logging;
+pub mod mbnames;
 pub mod password;
 pub mod probe;
 pub mod run;
@@ -63,6 +70,47 @@ pub enum Command {
     Probe(probe::ProbeArgs),
     /// Run a two-way sync against a private dovecot with sample mail.
     Demo(demo::DemoArgs),
+    /// Verify the state against both servers (read-only); exit 1 on inconsistencies.
+    Check(check::CheckArgs),
+    /// Rename a mailbox on both sides and in the state.
+    Rename(admin::RenameArgs),
+    /// Delete a mailbox on both sides and in the state (with --yes).
+    Delete(admin::DeleteArgs),
+    /// Translate an offlineimap configuration into a twinbox one.
+    ImportConfig(import::ImportArgs),
+}
+
+/// Parses the process's arguments (`-h` is taken for `--help`, as offlineimap has it).
+/// On `--help` prints the help and exits 0; on a usage error prints it and exits 2.
+pub fn args_from_env() -> Args {
+    let argv: Vec<String> = std::env::args().collect();
+    let cmd = argv
+        .first()
+        .map(|p| {
+            std::path::Path::new(p)
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| p.clone())
+        })
+        .unwrap_or_else(|| "twinbox".to_string());
+    let rest: Vec<&str> = argv
+        .iter()
+        .skip(1)
+        .map(|a| if a == "-h" { "--help" } else { a.as_str() })
+        .collect();
+    match Args::from_args(&[&cmd], &rest) {
+        Ok(a) => a,
+        Err(e) => match e.status {
+            Ok(()) => {
+                println!("{}", e.output);
+                std::process::exit(0)
+            }
+            Err(()) => {
+                eprintln!("{}", e.output);
+                std::process::exit(2)
+            }
+        },
+    }
 }
 
 /// Runs the command line; returns the process exit code.
@@ -71,10 +119,16 @@ pub fn run(args: Args) -> i32 {
         println!("twinbox {}", env!("CARGO_PKG_VERSION"));
         return 0;
     }
-    if args.command.is_none() {
+    if args.command.is_none() && !args.info {
         return sync_command(&args);
     }
-    if let Err(e) = logging::init(args.debug.as_deref(), args.logfile.as_deref()) {
+    // Subcommands print their own results: log lines only for warnings, or to a log file.
+    let base = if args.logfile.is_some() {
+        "warn,twinbox=info"
+    } else {
+        "warn"
+    };
+    if let Err(e) = logging::init_with(args.debug.as_deref(), args.logfile.as_deref(), base) {
         eprintln!("twinbox: {e:#}");
         return 2;
     }
@@ -89,6 +143,7 @@ pub fn run(args: Args) -> i32 {
             return 2;
         }
     };
+    let opts = run_options(&args);
     match args.command {
         Some(Command::Probe(p)) => match rt.block_on(probe::run(p)) {
             Ok(()) => 0,
@@ -104,12 +159,16 @@ pub fn run(args: Args) -> i32 {
                 2
             }
         },
-        None => sync_command(&args),
+        Some(Command::Check(c)) => rt.block_on(check::run(opts, c)),
+        Some(Command::Rename(r)) => rt.block_on(admin::rename(opts, r)),
+        Some(Command::Delete(d)) => rt.block_on(admin::delete(opts, d)),
+        Some(Command::ImportConfig(i)) => import::run(i),
+        None => rt.block_on(info::run(opts)),
     }
 }
 
-/// The sync itself: one shot or daemon, with the chosen UI (see [`crate::daemon`]).
-fn sync_command(args: &Args) -> i32 {
+/// The sync options the global flags give.
+fn run_options(args: &Args) -> run::RunOptions {
     let split = |s: &Option<String>| {
         s.as_ref().map(|v| {
             v.split(',')
@@ -118,7 +177,7 @@ fn sync_command(args: &Args) -> i32 {
                 .collect::<Vec<_>>()
         })
     };
-    let opts = run::RunOptions {
+    run::RunOptions {
         config: args.config.as_ref().map(Into::into),
         accounts: split(&args.accounts),
         folders: split(&args.folders),
@@ -126,7 +185,12 @@ fn sync_command(args: &Args) -> i32 {
         single: args.single,
         overrides: args.override_.clone(),
         dry_run: args.dry_run,
-    };
+    }
+}
+
+/// The sync itself: one shot or daemon, with the chosen UI (see [`crate::daemon`]).
+fn sync_command(args: &Args) -> i32 {
+    let opts = run_options(args);
     let mode = crate::daemon::ModeOptions {
         once: args.once,
         ui: args.ui.clone(),

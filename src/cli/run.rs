@@ -3,6 +3,8 @@
 //! connection error).
 
 use std::io::Write;
+
+use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use crate::imap::{self, Compression, ConnectOptions, Endpoint, Password};
 use crate::store::ScanMode;
 use crate::sync::names::FolderRules;
 use crate::sync::plan::Policy;
-use crate::sync::{sync_account, AccountReport, AccountSpec, SideSpec, StoreSpec, SyncOptions};
+use crate::sync::{AccountSpec, SideSpec, StoreSpec, SyncOptions};
 
 /// What the command line asks of a run.
 #[derive(Debug, Clone, Default)]
@@ -66,7 +68,11 @@ impl FolderRules for FolderMapping {
 pub fn load_config(opts: &RunOptions) -> anyhow::Result<Config> {
     let env = config::Env::from_process();
     let path = config::default_config_path(opts.config.as_deref(), &env)?;
-    Ok(Config::load(&path, &opts.overrides)?)
+    let cfg = Config::load(&path, &opts.overrides)?;
+    for w in &cfg.inert {
+        eprintln!("twinbox: warning: {w}");
+    }
+    Ok(cfg)
 }
 
 fn connect_options(
@@ -114,6 +120,7 @@ fn connect_options(
         Some(false) => Compression::Never,
     };
     o.max_message_size = u32::try_from(r.maxmessagesize).unwrap_or(u32::MAX);
+    o.disabled_capabilities = r.disable_extensions.clone();
     if let Some(t) = cfg.general.socktimeout {
         o.timeout = t;
     }
@@ -131,6 +138,52 @@ fn connect_options(
         o.password = Some(Password::new(r.resolve_password_with(&ctx)?.expose()));
     }
     Ok(o)
+}
+
+/// The store of a Maildir repository: native, or dovecot's imap binary as a PREAUTH
+/// tunnel on it.
+fn maildir_store(
+    cfg: &Config,
+    account: &Account,
+    repo: &config::Repository,
+    m: &config::MaildirRepository,
+    label: String,
+    dry_run: bool,
+) -> anyhow::Result<StoreSpec> {
+    use crate::store::maildir::{dovecot, Inbox, Layout, MaildirOptions};
+    let layout = Layout {
+        root: m.root.clone(),
+        sep: m.sep,
+        inbox: match m.inbox {
+            config::InboxLayout::Root => Inbox::Root,
+            config::InboxLayout::Folder => Inbox::Folder,
+        },
+        utf8: cfg.utf8_folder_names(account),
+    };
+    Ok(match &m.engine {
+        config::MaildirEngine::Native => {
+            // One UID map per account and repository: the account's lock guards it.
+            let map = cfg
+                .general
+                .metadata
+                .join(format!("{}.{}.uids.db", account.name, repo.name));
+            let mut o = MaildirOptions::new(layout, map);
+            o.fsync = cfg.fsync_for(repo);
+            o.customflags = m.customflags.clone();
+            o.dry_run = dry_run;
+            StoreSpec::Maildir(Box::new(o))
+        }
+        config::MaildirEngine::Dovecot { imap_path } => {
+            let command = dovecot::tunnel_command(imap_path, &layout)?;
+            let mut o = ConnectOptions::new(Endpoint::Tunnel {
+                command,
+                preauth: true,
+            });
+            o.label = label;
+            o.compress = Compression::Never;
+            StoreSpec::Imap(Box::new(o))
+        }
+    })
 }
 
 /// Builds the engine's view of an account.
@@ -158,9 +211,15 @@ pub fn account_spec(
                     format!("{}/{which}", account.name),
                 )?))
             }
-            RepositoryKind::Maildir(_) => anyhow::bail!(
-                "[Repository {name}]: Maildir repositories are not supported yet by this build; use an IMAP repository (or a dovecot preauthtunnel on the Maildir)"
-            ),
+            RepositoryKind::Maildir(m) => maildir_store(
+                cfg,
+                account,
+                repo,
+                m,
+                format!("{}/{which}", account.name),
+                opts.dry_run,
+            )
+            .with_context(|| format!("[Repository {name}]"))?,
         };
         sides.push(SideSpec {
             store,
@@ -186,6 +245,7 @@ pub fn account_spec(
         policy: Policy::default(),
         max_connections: if opts.single { 1 } else { max_conn },
         fsync: cfg.general.fsync,
+        restrictions: super::hooks::restrictions(cfg, account),
         ..SyncOptions::default()
     };
     Ok(AccountSpec {
@@ -242,7 +302,8 @@ pub fn lock_account(metadata: &Path, account: &str) -> anyhow::Result<AccountLoc
     }
 }
 
-/// Runs the sync for the selected accounts; returns the exit status.
+/// Syncs the selected accounts once with the basic UI (the demo's path; the command line
+/// goes through [`crate::daemon::main`], which adds the UI choice, logging and daemon mode).
 pub async fn run(opts: RunOptions) -> i32 {
     let cfg = match load_config(&opts) {
         Ok(c) => c,
@@ -251,85 +312,13 @@ pub async fn run(opts: RunOptions) -> i32 {
             return EXIT_ERROR;
         }
     };
-    let names: Vec<String> = match &opts.accounts {
-        Some(a) => a.clone(),
-        None => cfg.general.accounts.clone(),
+    let mode = crate::daemon::ModeOptions {
+        once: true,
+        ui: None,
+        logfile: None,
+        debug: None,
     };
-    let mut status = EXIT_OK;
-    let mut specs = Vec::new();
-    for name in &names {
-        let Some(account) = cfg.account(name) else {
-            eprintln!("twinbox: no account named {name:?} in the configuration");
-            return EXIT_ERROR;
-        };
-        match account_spec(&cfg, account, &opts) {
-            Ok(s) => specs.push(s),
-            Err(e) => {
-                eprintln!("twinbox: {name}: {e:#}");
-                return EXIT_ERROR;
-            }
-        }
-    }
-    let parallel = if opts.single {
-        1
-    } else {
-        cfg.general.maxsyncaccounts.max(1)
-    };
-    let sem = Arc::new(tokio::sync::Semaphore::new(parallel));
-    let metadata = cfg.general.metadata.clone();
-    let mut tasks = Vec::new();
-    for spec in specs {
-        let sem = sem.clone();
-        let metadata = metadata.clone();
-        tasks.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let _lock = if spec.options.dry_run {
-                None
-            } else {
-                match lock_account(&metadata, &spec.name) {
-                    Ok(l) => Some(l),
-                    Err(e) => return (spec.name.clone(), Err(e)),
-                }
-            };
-            (spec.name.clone(), sync_account(&spec).await)
-        }));
-    }
-    for t in tasks {
-        let (name, res) = match t.await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("twinbox: internal error: {e}");
-                status = EXIT_ERROR;
-                continue;
-            }
-        };
-        match res {
-            Ok(report) => {
-                print_report(&report);
-                if !report.failures.is_empty() && status == EXIT_OK {
-                    status = EXIT_PARTIAL;
-                }
-            }
-            Err(e) => {
-                eprintln!("twinbox: {name}: {e:#}");
-                status = EXIT_ERROR;
-            }
-        }
-    }
-    status
-}
-
-fn print_report(r: &AccountReport) {
-    for n in &r.notices {
-        eprintln!("twinbox: {}: {n}", r.account);
-    }
-    for p in &r.planned {
-        println!("would {p}");
-    }
-    for (m, e) in &r.failures {
-        eprintln!("twinbox: {}: mailbox {m} failed: {e}", r.account);
-    }
-    println!("{}", r.summary());
+    crate::daemon::run(cfg, opts, mode, crate::ui::UiKind::Basic.build()).await
 }
 
 /// Default wait between syncs when none is configured.

@@ -196,12 +196,16 @@ impl SubstRule {
         })
     }
 
-    /// The inverse rule, when this one replaces a literal by a literal.
+    /// The inverse rule, when this one replaces a literal by a literal (a `q` rule only
+    /// when it replaces a whole name).
     fn invert(&self) -> Option<SubstRule> {
-        if self.icase || self.stop {
+        if self.icase {
             return None;
         }
         let (start, end, from) = literal_pattern(&self.pattern)?;
+        if self.stop && !(start && end) {
+            return None;
+        }
         let to = match self.replacement.as_slice() {
             [] => String::new(),
             [Part::Literal(l)] => l.clone(),
@@ -221,7 +225,12 @@ impl SubstRule {
         } else {
             vec![Part::Literal(from)]
         };
-        SubstRule::new(pattern, replacement, if self.global { "g" } else { "" }).ok()
+        let flags = format!(
+            "{}{}",
+            if self.global { "g" } else { "" },
+            if self.stop { "q" } else { "" }
+        );
+        SubstRule::new(pattern, replacement, &flags).ok()
     }
 }
 
@@ -342,10 +351,20 @@ impl NameTrans {
     }
 
     /// The reverse translation, when every rule has a simple invertible form; otherwise
-    /// the text of the first rule that has none.
+    /// the text of the first rule that has none. Leading whole-name `q` rules (guards such
+    /// as `s/^INBOX$/INBOX/q`) stay guards at the front of the reverse translation; the
+    /// other rules are reversed in reverse order. (The round-trip check still refuses any
+    /// folder name the result does not translate back.)
     pub fn invert(&self) -> Result<NameTrans, String> {
+        let guards = self.rules.iter().take_while(|r| r.stop).count();
+        if let Some(late) = self.rules[guards..].iter().find(|r| r.stop) {
+            return Err(late.text.clone());
+        }
         let mut rules = Vec::with_capacity(self.rules.len());
-        for rule in self.rules.iter().rev() {
+        for rule in self.rules[..guards]
+            .iter()
+            .chain(self.rules[guards..].iter().rev())
+        {
             rules.push(rule.invert().ok_or_else(|| rule.text.clone())?);
         }
         Ok(NameTrans { rules })

@@ -35,12 +35,13 @@ pub use build::{default_metadata, DEFAULT_SOCKTIMEOUT};
 pub use command::CommandSpec;
 pub use error::{ConfigError, ErrorKind, Origin, Place};
 pub use folders::{FolderFilter, FolderMapping, FolderNameError, FolderPair, NameTrans, Side};
-pub use ini::{apply_override, RawConfig};
+pub use ini::{apply_override, RawConfig, RawEntry, RawSection};
 pub use model::{
     Account, AuthMechanism, Config, General, ImapRepository, InboxLayout, MaildirEngine,
     MaildirRepository, Mbnames, QuickSync, Repository, RepositoryKind, Security, Since, Tunnel, Ui,
 };
 pub use password::{PasswordContext, PasswordSource, Secret};
+pub use reader::{option_support, Support};
 pub use repository::{
     DEFAULT_DOVECOT_IMAP, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_SSH_COMMAND, GMAIL_HOST,
 };

@@ -123,6 +123,7 @@ pub(crate) const IMAP: &[&str] = &[
     "ssh_command",
     "ssh_options",
     "usecompression",
+    "disable_extensions",
     "maxconnections",
     "holdconnectionopen",
     "keepalive",
@@ -408,5 +409,53 @@ impl<'a> Reader<'a> {
             )))),
             _ => Ok(()),
         }
+    }
+}
+
+/// A table of refused options with reasons.
+type Refused = &'static [(&'static str, &'static str)];
+
+/// Whether twinbox takes an option, for `import-config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Support {
+    /// Taken as it is.
+    Known,
+    /// An offlineimap option twinbox deliberately lacks, with the reason.
+    Unsupported(&'static str),
+    /// Not an option of this kind of section.
+    Unknown,
+}
+
+/// What twinbox makes of option `key` in section `section` (`repo_type` is a repository's
+/// `type`, lower case, when known).
+pub fn option_support(section: &str, repo_type: Option<&str>, key: &str) -> Support {
+    type Tables = (Vec<&'static [&'static str]>, Vec<Refused>);
+    let (known, unsupported): Tables = match classify(section) {
+        Ok(Kind::General) => (vec![GENERAL], vec![UNSUPPORTED_GENERAL]),
+        Ok(Kind::Mbnames) => (vec![MBNAMES], vec![UNSUPPORTED_MBNAMES]),
+        Ok(Kind::Account(_)) => (vec![ACCOUNT], vec![UNSUPPORTED_ACCOUNT]),
+        Ok(Kind::Repository(_)) => {
+            let extra: &[&str] = match repo_type {
+                Some("maildir") | Some("gmailmaildir") => MAILDIR,
+                _ => IMAP,
+            };
+            if extra == MAILDIR && is_customflag(key) {
+                return Support::Known;
+            }
+            (vec![REPOSITORY, extra], vec![UNSUPPORTED_REPOSITORY])
+        }
+        Ok(Kind::Defaults) => return Support::Known,
+        Err(_) => return Support::Unknown,
+    };
+    if known.iter().any(|t| t.contains(&key)) {
+        return Support::Known;
+    }
+    match unsupported
+        .iter()
+        .flat_map(|t| t.iter())
+        .find(|(k, _)| *k == key)
+    {
+        Some((_, why)) => Support::Unsupported(why),
+        None => Support::Unknown,
     }
 }

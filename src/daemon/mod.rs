@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use crate::cli::run::{self as runner, RunOptions, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL};
 use crate::config::{Config, QuickSync, RepositoryKind};
 use crate::store::ScanMode;
-use crate::sync::{sync_account, AccountSpec, ConnectionPool, StoreSpec, SyncEvent, SyncObserver};
+use crate::sync::{AccountSpec, ConnectionPool, StoreSpec, SyncEvent, SyncObserver};
 use crate::ui::{SyncStart, Ui, UiKind};
 
 pub mod signals;
@@ -112,6 +112,10 @@ pub fn main(opts: RunOptions, mode: ModeOptions) -> i32 {
 
 struct Ctx {
     ui: Arc<dyn Ui>,
+    /// Each account's pre/postsynchook.
+    hooks: std::collections::HashMap<String, crate::cli::hooks::Hooks>,
+    /// For `[mbnames]`, rewritten after each sync.
+    cfg: Config,
     control: Control,
     sem: Arc<tokio::sync::Semaphore>,
     once: bool,
@@ -167,6 +171,8 @@ pub async fn run(cfg: Config, opts: RunOptions, mode: ModeOptions, ui: Arc<dyn U
     };
     let ctx = Arc::new(Ctx {
         ui,
+        hooks: crate::cli::hooks::Hooks::all(&cfg),
+        cfg: cfg.clone(),
         control,
         sem: Arc::new(tokio::sync::Semaphore::new(parallel)),
         once: mode.once || opts.dry_run,
@@ -247,7 +253,9 @@ fn watch_spec(cfg: &Config, remote: &str, spec: &AccountSpec) -> Option<WatchSpe
     if r.idlefolders.is_empty() {
         return None;
     }
-    let StoreSpec::Imap(o) = &spec.sides[1].store;
+    let StoreSpec::Imap(o) = &spec.sides[1].store else {
+        return None;
+    };
     let mut connect = (**o).clone();
     connect.label = format!("{}/push", spec.name);
     Some(WatchSpec {
@@ -308,7 +316,7 @@ async fn sync_or_stop(
     phase.started.store(false, Ordering::SeqCst);
     let mut kick = ctx.control.kick.subscribe();
     kick.mark_changed();
-    let sync = sync_account(spec);
+    let sync = crate::cli::hooks::sync_with_hooks(spec, ctx.hooks.get(&spec.name));
     tokio::pin!(sync);
     loop {
         tokio::select! {
@@ -362,7 +370,14 @@ async fn account_loop(
         });
         let failed_to_connect = {
             let _permit = ctx.sem.acquire().await;
-            match sync_or_stop(&ctx, &phase, &spec).await {
+            let res = sync_or_stop(&ctx, &phase, &spec).await;
+            if res.is_some() && !spec.options.dry_run {
+                // offlineimap's [mbnames]: the folder list, rewritten after every sync.
+                if let Err(e) = crate::cli::mbnames::write(&ctx.cfg) {
+                    ui.error(Some(&name), &format!("{e:#}"));
+                }
+            }
+            match res {
                 None => {
                     ui.info(Some(&name), "stopped while connecting");
                     break;

@@ -647,7 +647,9 @@ impl Session {
         }
         let p = self.raw_command("IDLE", "IDLE");
         self.flush().await?;
-        // Wait for the continuation.
+        // Wait for the continuation; a change reported before it (dovecot sends what
+        // happened since the last command first) ends the IDLE at once.
+        let mut changed_early = false;
         loop {
             match self.read_with_wait(self.wire.timeout).await? {
                 Response::CommandContinuationRequest(_) => break,
@@ -658,11 +660,17 @@ impl Session {
                         text: t.body.text.to_string(),
                     })
                 }
+                Response::Data(
+                    Data::Exists(_) | Data::Expunge(_) | Data::Fetch { .. } | Data::Vanished { .. },
+                ) => changed_early = true,
                 _ => {}
             }
         }
         let deadline = tokio::time::Instant::now() + wait;
         let event = loop {
+            if changed_early {
+                break IdleEvent::Changed;
+            }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 break IdleEvent::Timeout;

@@ -197,6 +197,7 @@ impl Session {
             compressed: false,
             encrypted,
             selected: None,
+            compress_stats: None,
         };
         let r = s
             .establish(opts, &host, security, preauth_expected, remote_network)
@@ -294,8 +295,10 @@ impl Session {
                 "discarded {} bytes the server sent after STARTTLS before the TLS handshake (possible injection)",
                 leftover.len()
             );
-            self.ahead.clear();
         }
+        // Nothing learnt before the upgrade survives it.
+        self.ahead.clear();
+        self.done.clear();
         let stream =
             tokio::time::timeout(self.wire.timeout, transport::tls::wrap(stream, host, tls))
                 .await
@@ -414,6 +417,8 @@ impl Session {
         }
         let (stream, leftover) = self.wire.take_stream()?;
         let s = transport::compress::DeflateStream::new(stream, leftover);
+        let (base_in, base_out, _) = self.wire.counters.snapshot();
+        self.compress_stats = Some((s.stats(), base_in, base_out));
         self.wire.put_stream(Box::new(s));
         self.compressed = true;
         Ok(())

@@ -8,6 +8,10 @@ pub enum ImapError {
     /// The connection was closed by the server or the transport.
     #[error("connection closed by the server")]
     Closed,
+    /// The connection was closed in the middle of a response (a partial line, or a literal
+    /// cut short); the text says where.
+    #[error("connection closed by the server in the middle of a response: {0}")]
+    Truncated(String),
     /// A read or write did not progress within the timeout.
     #[error("timed out {0}")]
     Timeout(&'static str),

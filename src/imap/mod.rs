@@ -6,6 +6,7 @@ pub mod commands;
 pub mod connect;
 pub mod error;
 pub mod mutate;
+mod quirks;
 pub mod session;
 pub mod transport;
 pub mod types;

@@ -99,6 +99,9 @@ pub struct Session {
     /// The stream is encrypted (TLS or ssh).
     pub encrypted: bool,
     pub(crate) selected: Option<Vec<u8>>,
+    /// Compressed-side totals once COMPRESS=DEFLATE is active, with the session counters'
+    /// (in, out) at the moment it started.
+    pub(crate) compress_stats: Option<(super::transport::CompressStats, u64, u64)>,
 }
 
 impl Session {
@@ -115,6 +118,19 @@ impl Session {
     /// Byte and command counters of this connection.
     pub fn counters(&self) -> std::sync::Arc<super::wire::WireCounters> {
         self.wire.counters.clone()
+    }
+
+    /// Bytes (received, sent) that crossed the transport under the session: the compressed
+    /// bytes once COMPRESS=DEFLATE is active (plus what went before it), else the same as
+    /// [`Self::counters`]. Above TLS and tunnels: what the IMAP layer handed them.
+    pub fn transport_bytes(&self) -> (u64, u64) {
+        let (bytes_in, bytes_out, _) = self.wire.counters.snapshot();
+        match &self.compress_stats {
+            Some((stats, base_in, base_out)) => {
+                (base_in + stats.wire.read(), base_out + stats.wire.written())
+            }
+            None => (bytes_in, bytes_out),
+        }
     }
 
     /// Sets the per-read timeout.
@@ -143,6 +159,13 @@ impl Session {
         let t = format!("T{}", self.next_tag);
         self.next_tag += 1;
         t
+    }
+
+    /// Whether `tag` names a command this session has sent.
+    fn issued(&self, tag: &str) -> bool {
+        tag.strip_prefix('T')
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n >= 1 && n < self.next_tag)
     }
 
     pub(crate) fn count_command(&self) {
@@ -196,6 +219,7 @@ impl Session {
                         }
                     }
                 }
+                Fragment::Literal { data, .. } if log.is_some() => self.wire.queue_secret(&data),
                 Fragment::Literal { data, .. } => self.wire.queue_literal(&data),
             }
         }
@@ -319,7 +343,19 @@ impl Session {
                     if tag.inner() == p.tag {
                         return Ok(c);
                     }
-                    self.done.insert(tag.inner().to_string(), c);
+                    if self.issued(tag.inner()) {
+                        self.done.insert(tag.inner().to_string(), c);
+                    } else {
+                        // A completion for a command not sent yet can only be forged (e.g.
+                        // injected before STARTTLS): it must not answer that command later.
+                        tracing::warn!(
+                            "{}: ignored a completion for tag {} that was never sent: {} {}",
+                            self.wire.label,
+                            tag.inner(),
+                            format!("{:?}", c.kind).to_ascii_uppercase(),
+                            c.text
+                        );
+                    }
                 }
                 Response::Status(Status::Untagged(body)) => sink(Untagged::Status(body))?,
                 Response::Status(Status::Bye(b)) => {

@@ -112,6 +112,12 @@ impl Wire {
         self.outbuf.extend_from_slice(data);
     }
 
+    /// Queues literal data of a redacted command (a password): not even its size is logged.
+    pub fn queue_secret(&mut self, data: &[u8]) {
+        tracing::trace!(target: "twinbox::imap", "{} C: <redacted literal>", self.label);
+        self.outbuf.extend_from_slice(data);
+    }
+
     /// Writes everything queued and flushes.
     pub async fn flush(&mut self) -> Result<(), ImapError> {
         let timeout = self.timeout;
@@ -210,13 +216,30 @@ impl Wire {
                     size,
                     limit: self.max_message,
                 },
-                None => ImapError::Closed,
+                None => self.closed_error(),
             });
         }
         self.counters
             .bytes_in
             .fetch_add(n as u64, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// The error for an end of stream: plain [`ImapError::Closed`] between messages,
+    /// [`ImapError::Truncated`] (saying where) inside one.
+    fn closed_error(&self) -> ImapError {
+        let partial = self.frag.message_bytes();
+        if partial.is_empty() {
+            return ImapError::Closed;
+        }
+        let first_line = partial.split(|&b| b == b'\n').next().unwrap_or(partial);
+        ImapError::Truncated(match self.literal_left {
+            Some(left) => format!(
+                "{left} bytes of a literal missing, after {}",
+                printable(first_line, 120)
+            ),
+            None => format!("incomplete line {}", printable(partial, 120)),
+        })
     }
 
     fn log_received(&self) {
@@ -271,9 +294,11 @@ impl Wire {
             Ok(resp) => Ok(resp.into_static()),
             Err(DecodeMessageError::DecodingRemainder { .. })
             | Err(DecodeMessageError::DecodingFailure(_))
-            | Err(DecodeMessageError::MessagePoisoned { .. }) => Err(ImapError::Malformed(
-                printable(self.frag.message_bytes(), 200),
-            )),
+            | Err(DecodeMessageError::MessagePoisoned { .. }) => {
+                // Known server deviations first (see `quirks`), else a clean error.
+                super::quirks::lenient_decode(self.frag.message_bytes())
+                    .ok_or_else(|| ImapError::Malformed(printable(self.frag.message_bytes(), 200)))
+            }
             Err(DecodeMessageError::MessageTooLong { .. }) => Err(ImapError::TooLarge {
                 size: self.oversize.unwrap_or(self.max_message),
                 limit: self.max_message,

@@ -316,9 +316,14 @@ impl Writer<'_> {
     ) -> anyhow::Result<i64> {
         let target = col(from.other(), "uid");
         if let Some(id) = existing {
+            // The source UID too: after a UIDVALIDITY change it was re-matched in the plan
+            // only, and the record holds none.
             self.tx.execute(
-                &format!("UPDATE message SET {target} = NULL, pending_since = ?2, flags = ?3 WHERE id = ?1"),
-                params![id, target_uidnext, flags_to_text(flags)],
+                &format!(
+                    "UPDATE message SET {target} = NULL, {source} = ?4, pending_since = ?2, flags = ?3 WHERE id = ?1",
+                    source = col(from, "uid")
+                ),
+                params![id, target_uidnext, flags_to_text(flags), uid],
             )?;
             return Ok(id);
         }

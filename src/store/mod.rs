@@ -9,6 +9,7 @@ use crate::sync::plan::{Fingerprint, FlagAction, Flags, SideChanges};
 
 pub mod fingerprint;
 pub mod imap;
+pub mod maildir;
 
 /// A mailbox as a store lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,4 +153,21 @@ pub trait Store: Send {
 
     /// Closes the connection.
     async fn close(self: Box<Self>) -> anyhow::Result<()>;
+
+    /// Renames a mailbox (with its children).
+    async fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+        let _ = (from, to);
+        anyhow::bail!("{}: renaming mailboxes is not supported", self.describe())
+    }
+
+    /// Deletes a mailbox.
+    async fn delete(&mut self, name: &str) -> anyhow::Result<()> {
+        let _ = name;
+        anyhow::bail!("{}: deleting mailboxes is not supported", self.describe())
+    }
+
+    /// Lines describing the connection for `--info` (capabilities, security, ...).
+    fn details(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

@@ -21,6 +21,8 @@ use crate::store::{Body, MailboxInfo, OwnChanges, ScanMode, Store, Upload};
 pub enum StoreSpec {
     /// An IMAP server.
     Imap(Box<crate::imap::ConnectOptions>),
+    /// A Maildir tree read and written natively.
+    Maildir(Box<crate::store::maildir::MaildirOptions>),
 }
 
 /// One side of an account.
@@ -55,6 +57,8 @@ pub struct SyncOptions {
     pub batch_messages: usize,
     /// Most bytes per APPEND batch.
     pub batch_bytes: u64,
+    /// maxage/maxsize, read-only sides, `expunge = no` ([`super::filter`]).
+    pub restrictions: super::filter::Restrictions,
     /// Receives progress events (user interfaces).
     pub observer: Option<Arc<dyn SyncObserver>>,
     /// Asks the sync to stop between mailboxes and between copy batches.
@@ -75,6 +79,7 @@ impl Default for SyncOptions {
             fsync: true,
             batch_messages: 200,
             batch_bytes: 8 * 1024 * 1024,
+            restrictions: Default::default(),
             observer: None,
             stop: None,
             pool: None,
@@ -173,9 +178,13 @@ impl AccountReport {
 /// Counts, failures, notes and planned actions gathered from the workers.
 type Collected = (Counts, Vec<(String, String)>, Vec<String>, Vec<String>);
 
-async fn open_store(spec: &SideSpec) -> anyhow::Result<Box<dyn Store>> {
+/// Connects to one side.
+pub async fn open_store(spec: &SideSpec) -> anyhow::Result<Box<dyn Store>> {
     match &spec.store {
         StoreSpec::Imap(o) => Ok(Box::new(ImapStore::connect(o).await?)),
+        StoreSpec::Maildir(o) => Ok(Box::new(crate::store::maildir::MaildirStore::open_store(
+            o,
+        )?)),
     }
 }
 
@@ -341,6 +350,15 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                         report
                             .planned
                             .push(format!("create folder {n:?} on the {} side", s.name()));
+                        if let Some(src) = infos[s.other().i()] {
+                            let from = s.other();
+                            let store = stores[from.i()].as_mut();
+                            let r = &o.restrictions;
+                            report.planned.extend(
+                                super::dryrun::describe_new_folder(store, name, &src.name, from, r)
+                                    .await,
+                            );
+                        }
                         ok = false; // nothing to examine there yet
                         continue;
                     }
@@ -350,6 +368,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                         ok = false;
                         continue;
                     }
+                    crate::fault::step("created");
                     report.counts.created[i] += 1;
                     native[i] = n;
                 }
@@ -557,11 +576,24 @@ async fn sync_mailbox(
         (row, records)
     };
     let known: [Vec<u32>; 2] = [0, 1].map(|s| records.iter().filter_map(|r| r.uid[s]).collect());
+    let ro = o.restrictions.read_only;
     let (s0, s1) = {
         let [a, b] = &mut *stores;
         tokio::join!(
-            a.open(&job.native[0], &row.sides[0], &known[0], o.mode, o.dry_run),
-            b.open(&job.native[1], &row.sides[1], &known[1], o.mode, o.dry_run)
+            a.open(
+                &job.native[0],
+                &row.sides[0],
+                &known[0],
+                o.mode,
+                o.dry_run || ro[0]
+            ),
+            b.open(
+                &job.native[1],
+                &row.sides[1],
+                &known[1],
+                o.mode,
+                o.dry_run || ro[1]
+            )
         )
     };
     let scans = [s0.context("local")?, s1.context("remote")?];
@@ -578,10 +610,17 @@ async fn sync_mailbox(
             res.notes.push(msg);
         }
     }
-    let p = plan(
+    let mut p = plan(
         &records,
         &[scans[0].changes.clone(), scans[1].changes.clone()],
         &o.policy,
+    );
+    let restricted = o.restrictions.apply(&mut p, &records);
+    res.notes.extend(
+        restricted
+            .notes
+            .iter()
+            .map(|n| format!("{}: {n}", job.name)),
     );
     for n in &p.notes {
         tracing::info!(target: "twinbox::sync", "{}: {n}", job.name);
@@ -674,6 +713,7 @@ async fn sync_mailbox(
                 .append(&uploads)
                 .await
                 .with_context(|| format!("storing messages on the {} side", to.name()))?;
+            crate::fault::step("appended");
             let bytes: u64 = uploads.iter().map(|u| u.data.len() as u64).sum();
             res.counts.copied[to.i()] += uploads.len() as u64;
             res.counts.bytes[to.i()] += bytes;
@@ -701,7 +741,7 @@ async fn sync_mailbox(
         }
     }
     // 3. Flags, then the base flags of records whose every change went through.
-    let mut failed_keys: HashSet<[u32; 2]> = HashSet::new();
+    let mut failed_keys: HashSet<[u32; 2]> = restricted.held_flags;
     let mut done: HashMap<[u32; 2], Flags> = HashMap::new();
     for s in Side::BOTH {
         let acts: Vec<&(FlagAction, [u32; 2], Flags)> =
@@ -718,6 +758,7 @@ async fn sync_mailbox(
             .with_context(|| format!("changing flags on the {} side", s.name()))?
             .into_iter()
             .collect();
+        crate::fault::step("stored flags");
         for (f, key, merged) in acts {
             if failed.contains(&f.uid) {
                 failed_keys.insert(*key);
@@ -755,6 +796,7 @@ async fn sync_mailbox(
             .expunge(&uids)
             .await
             .with_context(|| format!("expunging on the {} side", s.name()))?;
+        crate::fault::step("expunged on the server");
         res.counts.expunged[s.i()] += uids.len() as u64;
         ours[s.i()].expunged.extend(uids);
         let ids: Vec<i64> = ex.iter().map(|(_, id)| *id).collect();

@@ -1,6 +1,8 @@
 //! The sync engine: planning (pure) and applying plans through the store layer.
 
+pub mod dryrun;
 pub mod engine;
+pub mod filter;
 pub mod names;
 pub mod plan;
 pub mod pool;

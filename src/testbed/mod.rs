@@ -15,9 +15,11 @@
 //! `/usr/lib/dovecot/imap`.
 
 mod config;
+pub mod docker;
 mod dovecot;
 mod rawlog;
 mod sample;
+mod sshd;
 mod tls;
 
 pub use config::{
@@ -31,4 +33,5 @@ pub use dovecot::{
 };
 pub use rawlog::parse_rawlog_commands;
 pub use sample::{rfc5322_date, sample_messages, SampleRng};
+pub use sshd::{Sshd, SSHD_BIN};
 pub use tls::TestPki;

@@ -1,4 +1,5 @@
-//! A throw-away PKI for tests: a CA and a server certificate for 127.0.0.1, ::1 and localhost.
+//! A throw-away PKI for tests: a CA and a server certificate for 127.0.0.1, ::1 and localhost
+//! (or for other names, or self-signed, to test what a client must refuse).
 
 use anyhow::{Context, Result};
 use openssl::asn1::Asn1Time;
@@ -38,10 +39,23 @@ fn random_serial() -> Result<openssl::asn1::Asn1Integer> {
 impl TestPki {
     /// Generates a fresh CA (valid from yesterday for 30 days) and a server certificate.
     pub fn generate() -> Result<TestPki> {
-        Self::generate_inner().context("generating test certificates")
+        Self::generate_for(&["localhost"], &["127.0.0.1", "::1"])
     }
 
-    fn generate_inner() -> Result<TestPki> {
+    /// Like [`Self::generate`], with a server certificate naming exactly these DNS names
+    /// (the first is also its CN) and IP addresses.
+    pub fn generate_for(dns: &[&str], ips: &[&str]) -> Result<TestPki> {
+        Self::generate_inner(dns, ips, false).context("generating test certificates")
+    }
+
+    /// A self-signed server certificate (no CA: `ca_cert` is the server certificate itself)
+    /// for localhost, 127.0.0.1 and ::1, as a server set up without a CA presents.
+    pub fn self_signed() -> Result<TestPki> {
+        Self::generate_inner(&["localhost"], &["127.0.0.1", "::1"], true)
+            .context("generating a self-signed test certificate")
+    }
+
+    fn generate_inner(dns: &[&str], ips: &[&str], self_signed: bool) -> Result<TestPki> {
         // Backdated by a day against clock skew between processes and containers.
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
@@ -79,13 +93,17 @@ impl TestPki {
         // Server
         let server_key = new_key()?;
         let mut name = X509NameBuilder::new()?;
-        name.append_entry_by_nid(Nid::COMMONNAME, "localhost")?;
+        name.append_entry_by_nid(Nid::COMMONNAME, dns.first().copied().unwrap_or("server"))?;
         let server_name = name.build();
         let mut b = X509Builder::new()?;
         b.set_version(2)?;
         b.set_serial_number(random_serial()?.as_ref())?;
         b.set_subject_name(&server_name)?;
-        b.set_issuer_name(ca_cert.subject_name())?;
+        if self_signed {
+            b.set_issuer_name(&server_name)?;
+        } else {
+            b.set_issuer_name(ca_cert.subject_name())?;
+        }
         b.set_pubkey(&server_key)?;
         b.set_not_before(&not_before)?;
         b.set_not_after(&not_after)?;
@@ -98,23 +116,37 @@ impl TestPki {
                 .build()?,
         )?;
         b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
-        let san = SubjectAlternativeName::new()
-            .dns("localhost")
-            .ip("127.0.0.1")
-            .ip("::1")
-            .build(&b.x509v3_context(Some(&ca_cert), None))?;
+        let mut san = SubjectAlternativeName::new();
+        for d in dns {
+            san.dns(d);
+        }
+        for ip in ips {
+            san.ip(ip);
+        }
+        let issuer = (!self_signed).then_some(ca_cert.as_ref());
+        let san = san.build(&b.x509v3_context(issuer, None))?;
         b.append_extension(san)?;
-        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(Some(&ca_cert), None))?;
+        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(issuer, None))?;
         b.append_extension(ski)?;
-        let aki = AuthorityKeyIdentifier::new()
-            .keyid(false)
-            .build(&b.x509v3_context(Some(&ca_cert), None))?;
-        b.append_extension(aki)?;
-        b.sign(&ca_key, MessageDigest::sha256())?;
+        if !self_signed {
+            let aki = AuthorityKeyIdentifier::new()
+                .keyid(false)
+                .build(&b.x509v3_context(issuer, None))?;
+            b.append_extension(aki)?;
+        }
+        if self_signed {
+            b.sign(&server_key, MessageDigest::sha256())?;
+        } else {
+            b.sign(&ca_key, MessageDigest::sha256())?;
+        }
         let server_cert = b.build();
 
         Ok(TestPki {
-            ca_cert,
+            ca_cert: if self_signed {
+                server_cert.clone()
+            } else {
+                ca_cert
+            },
             server_cert,
             server_key,
         })

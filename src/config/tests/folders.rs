@@ -90,6 +90,12 @@ fn nametrans_inversion_of_simple_forms() {
         ("s/^Old$/Archive/", &["Old", "Older"]),
         ("s/\\./\\//g", &["a.b.c", "plain"]),
         ("s/^INBOX\\.//; s/\\./\\//g", &["INBOX.a.b", "INBOX.Sent"]),
+        // Guards first (offlineimap's `f if f in [...] else ...`), as import-config writes.
+        (
+            "s/^INBOX$/INBOX/q; s/^Sent$/Sent/q; s/^/GMX./g",
+            &["INBOX", "Sent", "Drafts", "a/b"],
+        ),
+        ("s/^a$/a/q", &["a", "b"]),
     ];
     for (text, samples) in cases {
         let nt = NameTrans::parse(text).unwrap();
@@ -106,7 +112,14 @@ fn nametrans_inversion_of_simple_forms() {
             .apply("Sent"),
         "INBOX.Sent"
     );
-    for text in ["s/^(.*)$/x$1/", "s/a+//", "s/x//", "s/^a/b/i", "s/^a$/a/q"] {
+    for text in [
+        "s/^(.*)$/x$1/",
+        "s/a+//",
+        "s/x//",
+        "s/^a/b/i",
+        "s/^a/b/q",
+        "s/^/x/; s/^a$/a/q",
+    ] {
         assert!(NameTrans::parse(text).unwrap().invert().is_err(), "{text}");
     }
 }

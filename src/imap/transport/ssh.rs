@@ -508,111 +508,23 @@ fn chain(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    /// A private sshd on 127.0.0.1 in a temp dir, accepting one generated user key.
-    struct Sshd {
-        dir: tempfile::TempDir,
-        port: u16,
-        pid: i32,
-    }
+    use crate::testbed::Sshd;
 
-    impl Sshd {
-        fn start() -> Sshd {
-            assert!(
-                Path::new("/usr/sbin/sshd").exists(),
-                "/usr/sbin/sshd is missing: install openssh-server (apt-get install -y openssh-server openssh-client)"
-            );
-            std::fs::create_dir_all("/run/sshd").unwrap();
-            let dir = tempfile::tempdir().unwrap();
-            let d = dir.path();
-            for key in ["host_key", "user_key"] {
-                let st = Command::new("ssh-keygen")
-                    .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                    .arg(d.join(key))
-                    .status()
-                    .unwrap();
-                assert!(st.success(), "ssh-keygen failed");
-            }
-            std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let conf = format!(
-                "ListenAddress 127.0.0.1\nPort {port}\nHostKey {d}/host_key\n\
-                 AuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
-                 StrictModes no\nPidFile {d}/sshd.pid\nLogLevel VERBOSE\n",
-                d = d.display()
-            );
-            std::fs::write(d.join("sshd_config"), conf).unwrap();
-            let st = Command::new("/usr/sbin/sshd")
-                .arg("-f")
-                .arg(d.join("sshd_config"))
-                .arg("-E")
-                .arg(d.join("sshd.log"))
-                .status()
-                .unwrap();
-            assert!(
-                st.success(),
-                "sshd failed to start: {}",
-                Sshd::read(d, "sshd.log")
-            );
-            let mut pid = None;
-            for _ in 0..100 {
-                if let Ok(text) = std::fs::read_to_string(d.join("sshd.pid")) {
-                    pid = text.trim().parse().ok();
-                    if pid.is_some() {
-                        break;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let pid = pid.expect("sshd wrote no pid file");
-            Sshd { dir, port, pid }
-        }
-
-        fn read(dir: &Path, name: &str) -> String {
-            std::fs::read_to_string(dir.join(name)).unwrap_or_default()
-        }
-
-        fn log(&self) -> String {
-            Sshd::read(self.dir.path(), "sshd.log")
-        }
-
-        fn options(&self, command: &str) -> SshOptions {
-            let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
-                .unwrap()
-                .trim()
-                .to_string();
-            SshOptions {
-                host: "127.0.0.1".into(),
-                user: Some(user),
-                port: Some(self.port),
-                identity: Some(self.dir.path().join("user_key")),
-                options: vec![
-                    "StrictHostKeyChecking=no".into(),
-                    format!(
-                        "UserKnownHostsFile={}",
-                        self.dir.path().join("known_hosts").display()
-                    ),
-                    // Not mappable to the builder: goes through the generated config.
-                    "LogLevel=ERROR".into(),
-                ],
-                command: command.into(),
-            }
-        }
-    }
-
-    impl Drop for Sshd {
-        fn drop(&mut self) {
-            // SAFETY: kill(2) has no memory-safety preconditions.
-            unsafe {
-                libc::kill(self.pid, libc::SIGTERM);
-            }
+    fn options(sshd: &Sshd, command: &str) -> SshOptions {
+        SshOptions {
+            host: "127.0.0.1".into(),
+            user: Some(sshd.user().to_string()),
+            port: Some(sshd.port()),
+            identity: Some(sshd.user_key()),
+            options: vec![
+                "StrictHostKeyChecking=no".into(),
+                format!("UserKnownHostsFile={}", sshd.known_hosts().display()),
+                // Not mappable to the builder: goes through the generated config.
+                "LogLevel=ERROR".into(),
+            ],
+            command: command.into(),
         }
     }
 
@@ -626,8 +538,8 @@ mod tests {
 
     #[tokio::test]
     async fn two_connections_share_one_master_which_closes_with_the_last() {
-        let sshd = Sshd::start();
-        let opts = sshd.options("cat");
+        let sshd = Sshd::start().expect("sshd");
+        let opts = options(&sshd, "cat");
         assert_eq!(live_masters(), 0);
         let mut a = connect(&opts)
             .await
@@ -682,7 +594,7 @@ mod tests {
         assert_eq!(live_masters(), 0);
 
         // A remote command that fails says so at the first read.
-        let mut bad = connect(&sshd.options("echo 'imapd: no such file' >&2; exit 127"))
+        let mut bad = connect(&options(&sshd, "echo 'imapd: no such file' >&2; exit 127"))
             .await
             .unwrap();
         let mut buf = [0u8; 8];
@@ -693,13 +605,13 @@ mod tests {
 
         // Without StrictHostKeyChecking in -o, ssh_config's default (ask) applies, which is
         // strict here: an unknown host key is refused.
-        let mut strict = sshd.options("cat");
+        let mut strict = options(&sshd, "cat");
         strict
             .options
             .retain(|o| !o.starts_with("StrictHostKeyChecking"));
         strict.options[0] = format!(
             "UserKnownHostsFile={}",
-            sshd.dir.path().join("empty_known_hosts").display()
+            sshd.dir().join("empty_known_hosts").display()
         );
         let err = connect(&strict).await.unwrap_err().to_string();
         assert!(err.contains("Host key verification failed"), "{err}");

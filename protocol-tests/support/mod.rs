@@ -1,0 +1,6 @@
+//! Shared helpers for the protocol tests: the sync test bed ([`sync`]).
+//!
+//! Not every test module uses every helper.
+#![allow(dead_code)]
+
+pub mod sync;
