@@ -118,6 +118,12 @@ fn traffic<L: MailSide>(bed: &SyncBed<L>, model: &mut Model, rng: &mut SampleRng
 
 #[test]
 fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+    kill_9_trials(&SyncBed::imap());
+}
+
+/// Random traffic, a kill -9 at a random moment of a sync, a clean run, and a comparison
+/// with the model, `TWINBOX_KILL_TRIALS` times.
+pub fn kill_9_trials<L: MailSide>(bed: &SyncBed<L>) {
     let trials: u64 = std::env::var("TWINBOX_KILL_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -133,7 +139,6 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         });
     eprintln!("kill -9 test: {trials} trials, TWINBOX_KILL_SEED={seed}");
     let mut rng = SampleRng::new(seed);
-    let bed = SyncBed::imap();
     let mut model = Model::new();
     model.insert("INBOX".into(), BTreeMap::new());
     // A larger first population so that kills land in the middle of a big first sync.
@@ -150,7 +155,7 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let mut killed_mid_run = 0;
     for round in 0..trials {
         if round > 0 {
-            traffic(&bed, &mut model, &mut rng, round);
+            traffic(bed, &mut model, &mut rng, round);
         }
         let delay = Duration::from_millis(rng.below(window.as_millis() as u64 + 1));
         let mut child = bed.command().spawn().expect("spawn twinbox");

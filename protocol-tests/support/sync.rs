@@ -76,6 +76,10 @@ pub trait MailSide: Send + Sync {
         bail!("{}: checkpoints are not supported", self.describe())
     }
 
+    /// Waits until nothing is still working on this side's mail on behalf of a killed
+    /// client (a server finishing its last command). Nothing to wait for by default.
+    fn wait_idle(&self) {}
+
     /// Every mailbox with its messages.
     fn snapshot(&self) -> Result<Snapshot> {
         let mut s = Snapshot::new();
@@ -249,7 +253,7 @@ impl ImapSide {
 
     /// Waits until every IMAP session the server started has ended (by its log), e.g.
     /// after killing a client whose last command the server may still be executing.
-    pub fn wait_idle(&self) {
+    pub fn wait_sessions_ended(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log = self.dovecot.log_contents();
@@ -372,6 +376,10 @@ impl MailSide for ImapSide {
             v.sort();
         }
         Ok(s)
+    }
+
+    fn wait_idle(&self) {
+        self.wait_sessions_ended();
     }
 
     fn checkpoint(&self, dir: &std::path::Path) -> Result<()> {
