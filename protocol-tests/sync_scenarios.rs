@@ -376,3 +376,47 @@ fn thirty_megabyte_message() {
     let snap = bed.assert_converged();
     assert!(snap["INBOX"].contains(&msg(&big, &["\\Seen"])));
 }
+
+/// A mailbox deleted on one side after a sync is neither recreated there nor deleted on
+/// the other side: the run says so and keeps the messages; a second run does the same.
+pub fn mailbox_deleted_on_one_side<L: MailSide>(bed: &SyncBed<L>, delete_local: bool) {
+    let msgs = sample_messages(111, 3);
+    bed.remote.seed("Old/Box", &msgs, &[]).expect("seed");
+    bed.remote
+        .seed("INBOX", &sample_messages(112, 1), &[])
+        .expect("seed");
+    bed.sync();
+    bed.assert_same();
+    let (gone, kept): (&dyn MailSide, &dyn MailSide) = if delete_local {
+        (&bed.local, &bed.remote)
+    } else {
+        (&bed.remote, &bed.local)
+    };
+    gone.delete_mailbox("Old/Box").expect("delete");
+    for _ in 0..2 {
+        let run = bed.sync();
+        let side = if delete_local { "local" } else { "remote" };
+        assert!(
+            run.stderr
+                .contains(&format!("Old/Box: deleted on the {side} side")),
+            "no notice:\n{run}"
+        );
+        assert!(!gone
+            .mailboxes()
+            .expect("list")
+            .contains(&"Old/Box".to_string()));
+        let mut want: Vec<_> = msgs.iter().map(|m| msg(m, &[])).collect();
+        want.sort();
+        assert_eq!(kept.messages("Old/Box").expect("messages"), want);
+    }
+}
+
+#[test]
+fn mailbox_deleted_on_remote_is_kept_locally_with_a_notice() {
+    mailbox_deleted_on_one_side(&SyncBed::imap(), false);
+}
+
+#[test]
+fn mailbox_deleted_on_local_is_kept_remotely_with_a_notice() {
+    mailbox_deleted_on_one_side(&SyncBed::imap(), true);
+}

@@ -48,6 +48,8 @@ pub trait MailSide: Send + Sync {
     fn messages(&self, mailbox: &str) -> Result<Vec<Msg>>;
     /// Creates a mailbox (with parents).
     fn create_mailbox(&self, mailbox: &str) -> Result<()>;
+    /// Deletes a mailbox and its messages.
+    fn delete_mailbox(&self, mailbox: &str) -> Result<()>;
     /// Stores a message with flags (creating the mailbox if needed).
     fn append(&self, mailbox: &str, raw: &[u8], flags: &[&str]) -> Result<()>;
     /// Stores many messages with the same flags (creating the mailbox if needed).
@@ -331,6 +333,12 @@ impl MailSide for ImapSide {
     fn create_mailbox(&self, mailbox: &str) -> Result<()> {
         self.dovecot
             .create_mailbox(&self.user, &self.native(mailbox))
+    }
+
+    fn delete_mailbox(&self, mailbox: &str) -> Result<()> {
+        self.forget_uids(Some(mailbox));
+        self.dovecot
+            .delete_mailbox(&self.user, &self.native(mailbox))
     }
 
     fn append(&self, mailbox: &str, raw: &[u8], flags: &[&str]) -> Result<()> {
