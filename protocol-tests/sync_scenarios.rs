@@ -420,3 +420,30 @@ fn mailbox_deleted_on_remote_is_kept_locally_with_a_notice() {
 fn mailbox_deleted_on_local_is_kept_remotely_with_a_notice() {
     mailbox_deleted_on_one_side(&SyncBed::imap(), true);
 }
+
+/// Servers without CONDSTORE/QRESYNC (offlineimap's semantics: full listings): the same
+/// scenarios converge, flag changes included.
+fn bed_without_condstore() -> SyncBed<crate::support::sync::ImapSide> {
+    use twinbox::testbed::DovecotOptions;
+    let mut bed = SyncBed::imap_pair(
+        DovecotOptions::default().tls(false).without_condstore(),
+        DovecotOptions::default().tls(false).without_condstore(),
+    );
+    bed.noop_opens_nothing = false;
+    bed
+}
+
+#[test]
+fn without_condstore_changes_on_both_sides() {
+    changes_on_both_sides(&bed_without_condstore());
+}
+
+#[test]
+fn without_condstore_flag_conflicts() {
+    flag_conflicts_merge(&bed_without_condstore());
+}
+
+#[test]
+fn without_condstore_expunge_beats_flags() {
+    expunge_beats_flag_change(&bed_without_condstore());
+}

@@ -566,6 +566,9 @@ pub struct SyncBed<L: MailSide> {
     pub local: L,
     /// Holds the configuration and the metadata directory.
     pub dir: tempfile::TempDir,
+    /// Whether a run with nothing to do must open no mailbox (true unless a side lacks
+    /// CONDSTORE, where a full sync lists every mailbox).
+    pub noop_opens_nothing: bool,
     account_options: String,
 }
 
@@ -597,6 +600,7 @@ impl<L: MailSide> SyncBed<L> {
             remote,
             local,
             dir,
+            noop_opens_nothing: true,
             account_options: String::new(),
         };
         bed.write_config().expect("write the twinbox configuration");
@@ -775,7 +779,9 @@ impl<L: MailSide> SyncBed<L> {
             "a second run changed something (not idempotent):\n{again}\nstate before it:\n{}",
             self.dump_state_before_last_run()
         );
-        assert_eq!(s.opened, 0, "a second run opened mailboxes:\n{again}");
+        if self.noop_opens_nothing {
+            assert_eq!(s.opened, 0, "a second run opened mailboxes:\n{again}");
+        }
         let after = self.assert_same();
         assert_eq!(before, after, "the sides changed on a no-op run");
         after
