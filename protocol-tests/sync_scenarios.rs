@@ -447,3 +447,52 @@ fn without_condstore_flag_conflicts() {
 fn without_condstore_expunge_beats_flags() {
     expunge_beats_flag_change(&bed_without_condstore());
 }
+
+/// offlineimap's quick sync (`-q`) on servers without CONDSTORE: new mail and expunges
+/// propagate, flag changes wait for the next full sync and are never reverted meanwhile.
+#[test]
+fn quick_sync_without_condstore_defers_flags_and_loses_none() {
+    let bed = bed_without_condstore();
+    let base = sample_messages(121, 4);
+    bed.remote.seed("INBOX", &base, &[]).expect("seed");
+    bed.sync();
+    let h: Vec<String> = base.iter().map(|m| sha(m)).collect();
+    let new = sample_messages(122, 1);
+    bed.remote
+        .add_flags("INBOX", &h[0], &["\\Flagged"])
+        .expect("flags");
+    bed.remote.expunge("INBOX", &h[1]).expect("expunge");
+    bed.remote.append("INBOX", &new[0], &[]).expect("append");
+    bed.local
+        .add_flags("INBOX", &h[2], &["\\Seen"])
+        .expect("flags");
+    let quick = bed.run_with(&["-q"], &[]);
+    assert!(quick.ok(), "{quick}");
+    let (l, r) = bed.snapshots();
+    let mut want_l = vec![
+        msg(&base[0], &[]),
+        msg(&base[2], &["\\Seen"]),
+        msg(&base[3], &[]),
+        msg(&new[0], &[]),
+    ];
+    want_l.sort();
+    assert_eq!(l["INBOX"], want_l, "local after -q\n{quick}");
+    let mut want_r = vec![
+        msg(&base[0], &["\\Flagged"]),
+        msg(&base[2], &[]),
+        msg(&base[3], &[]),
+        msg(&new[0], &[]),
+    ];
+    want_r.sort();
+    assert_eq!(r["INBOX"], want_r, "remote after -q\n{quick}");
+    bed.sync();
+    let snap = bed.assert_converged();
+    let mut want = vec![
+        msg(&base[0], &["\\Flagged"]),
+        msg(&base[2], &["\\Seen"]),
+        msg(&base[3], &[]),
+        msg(&new[0], &[]),
+    ];
+    want.sort();
+    assert_eq!(snap["INBOX"], want);
+}
