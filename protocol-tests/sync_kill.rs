@@ -171,13 +171,23 @@ pub fn kill_9_trials<L: MailSide>(bed: &SyncBed<L>) {
             killed_mid_run += 1;
             window = window.mul_f64(1.2);
         }
-        let _ = (t0, out);
+        let _ = t0;
+        let killed = crate::support::sync::RunOutcome::from_output(out);
+        let state_after_kill = bed.dump_state();
         // A killed client's last command may still be completing on the server (a
         // MULTIAPPEND received in full is committed after the client is gone): like a
         // user restarting later, wait until the server has finished every session.
         bed.remote.wait_idle();
         bed.local.wait_idle();
         let run = bed.sync();
+        let (l, r) = bed.snapshots();
+        if let Err(e) = crate::support::sync::compare(&l, &r) {
+            panic!(
+                "round {round} (seed {seed}, killed after {delay:?}): {e}\nkilled run:\n{killed}\nstate after the kill:\n{state_after_kill}\nclean run:\n{run}\nremote log:\n{}\nRAWLOG\n{}",
+                bed.remote.dovecot.log_contents(),
+                rawlogs(&bed.remote.dovecot.home_dir("bob").join("rawlog"))
+            );
+        }
         // Idempotence (a further run changes nothing) is checked every few rounds and at
         // the end, to keep the test short; sameness and the model every round.
         let got = if round % 5 == 4 || round + 1 == trials {
@@ -193,4 +203,31 @@ pub fn kill_9_trials<L: MailSide>(bed: &SyncBed<L>) {
     }
     eprintln!("kill -9 test: {killed_mid_run} of {trials} kills landed during a sync");
     assert!(killed_mid_run > 0, "no kill landed during a sync");
+}
+
+fn rawlogs(dir: &std::path::Path) -> String {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    names.sort();
+    let mut out = String::new();
+    for n in names {
+        let t = std::fs::read(&n).unwrap_or_default();
+        let t = String::from_utf8_lossy(&t);
+        let short: String = t
+            .lines()
+            .filter(|l| !l.starts_with("From:") && l.len() < 300)
+            .filter(|l| {
+                l.contains(" OK")
+                    || l.contains("SELECT")
+                    || l.contains("FETCH")
+                    || l.contains("APPEND")
+                    || l.starts_with("* ")
+            })
+            .take(60)
+            .collect::<Vec<_>>()
+            .join("\n");
+        out.push_str(&format!("== {}\n{short}\n", n.display()));
+    }
+    out
 }

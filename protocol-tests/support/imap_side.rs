@@ -179,7 +179,7 @@ impl ImapSide {
             let log = self.dovecot.log_contents();
             let logins = log
                 .lines()
-                .filter(|l| l.contains("imap-login: Login:"))
+                .filter(|l| l.contains("imap-login: Info: Login: "))
                 .count();
             let ended = self.dovecot.session_byte_counts().len();
             if ended >= logins {

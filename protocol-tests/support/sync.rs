@@ -156,7 +156,8 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
-    fn from_output(out: Output) -> RunOutcome {
+    /// Collects a finished process's output.
+    pub fn from_output(out: Output) -> RunOutcome {
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let summary = stdout.lines().rev().find_map(Summary::parse);
@@ -407,6 +408,8 @@ impl<L: MailSide> SyncBed<L> {
             .expect("restore remote");
         if dir.join("meta").exists() {
             copy_tree(&dir.join("meta"), &self.metadata()).expect("restore metadata");
+        } else if self.metadata().exists() {
+            std::fs::remove_dir_all(self.metadata()).expect("remove metadata");
         }
     }
 
