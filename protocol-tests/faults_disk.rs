@@ -95,7 +95,7 @@ fn assert_clean_failure(r: &RunOutcome, what: &str) {
 
 #[test]
 fn metadata_directory_full_or_read_only_fails_cleanly_and_recovers() {
-    let want = reference();
+    let want = reference(&SyncBed::imap());
     let bed = SyncBed::imap();
     let mnt = bed.dir.path().join("mnt");
     let Some(fs) = Tmpfs::mount(&mnt, "4M", ",mode=0700") else {

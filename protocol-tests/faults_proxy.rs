@@ -30,7 +30,7 @@ fn record(bed: &SyncBed<ImapSide>, proxy: &Proxy) -> (Vec<u8>, Vec<u8>) {
 
 #[test]
 fn connection_cut_at_every_boundary_both_ways_converges() {
-    let want = reference();
+    let want = reference(&SyncBed::imap());
     let (bed, proxy) = proxied_bed();
     prepare(&bed);
     bed.checkpoint("prepared");
@@ -82,7 +82,7 @@ fn connection_cut_at_every_boundary_both_ways_converges() {
 
 /// A stall in `dir` in the middle of the recorded stream.
 fn stall_then_recover(dir: Dir) {
-    let want = reference();
+    let want = reference(&SyncBed::imap());
     let (bed, proxy) = proxied_bed();
     prepare(&bed);
     bed.checkpoint("prepared");
@@ -121,7 +121,7 @@ fn a_server_that_stops_reading_times_out_and_the_next_run_recovers() {
 
 #[test]
 fn every_packet_delayed_still_syncs_correctly() {
-    let want = reference();
+    let want = reference(&SyncBed::imap());
     let (bed, proxy) = proxied_bed();
     proxy.set(Mode::Delay(std::time::Duration::from_millis(3)));
     prepare(&bed);

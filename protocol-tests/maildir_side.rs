@@ -75,6 +75,11 @@ impl MailSide for MaildirSide {
         self.imap.create_mailbox(mailbox)
     }
 
+    fn delete_mailbox(&self, mailbox: &str) -> Result<()> {
+        self.own();
+        self.imap.delete_mailbox(mailbox)
+    }
+
     fn append(&self, mailbox: &str, raw: &[u8], flags: &[&str]) -> Result<()> {
         self.own();
         self.imap.append(mailbox, raw, flags)

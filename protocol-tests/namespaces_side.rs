@@ -187,6 +187,17 @@ impl MailSide for NsSide {
         })
     }
 
+    fn delete_mailbox(&self, mailbox: &str) -> Result<()> {
+        block(async {
+            let mut s = Session::connect(&self.opts).await?;
+            s.delete(&self.raw(mailbox))
+                .await
+                .with_context(|| format!("{}: DELETE {}", self.label, self.native(mailbox)))?;
+            s.logout().await?;
+            Ok(())
+        })
+    }
+
     fn append(&self, mailbox: &str, raw: &[u8], flags: &[&str]) -> Result<()> {
         self.seed(mailbox, &[raw.to_vec()], flags)
     }

@@ -205,7 +205,7 @@ fn run_tier(tier: Tier) -> (Arc<Dovecot>, Vec<String>) {
             ImapSide::new(dv.clone(), &format!("r{i}")),
             ImapSide::new(dv.clone(), &format!("l{i}")),
         );
-        bed.noop_may_open = !tier.condstore();
+        bed.noop_opens_nothing = tier.condstore();
         eprintln!("tier {}: {what}", tier.name());
         scenario(&bed);
     }
@@ -320,7 +320,7 @@ fn disabled_extensions_are_not_used() {
         ImapSide::new(dv.clone(), "alice"),
         ImapSide::new(dv.clone(), "bob"),
     );
-    bed.noop_may_open = true;
+    bed.noop_opens_nothing = false;
     let off = "QRESYNC, CONDSTORE, UIDPLUS, LITERAL+, MULTIAPPEND, LIST-STATUS";
     let text = std::fs::read_to_string(bed.config_path()).expect("read config");
     let text = text.replace(

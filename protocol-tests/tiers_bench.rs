@@ -101,7 +101,7 @@ fn tiers_bench() {
     for tier in tiers {
         let dv = start_dovecot(tier.options(&["alice".to_string(), "bob".to_string()]));
         let mut bed = SyncBed::new(ImapSide::new(dv.clone(), "alice"), ImapSide::new(dv, "bob"));
-        bed.noop_may_open = true;
+        bed.noop_opens_nothing = false;
         for b in 0..boxes {
             let name = if b == 0 {
                 "INBOX".to_string()

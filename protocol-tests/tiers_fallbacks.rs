@@ -25,7 +25,7 @@ fn quick_skips_remote_flag_changes_and_full_applies_them() {
         Tier::Neither.options(&users()),
         DovecotOptions::default().tls(false).compress(false),
     );
-    bed.noop_may_open = true;
+    bed.noop_opens_nothing = false;
     let base = sample_messages(201, 6);
     let work = sample_messages(202, 3);
     bed.remote.seed("INBOX", &base, &[]).expect("seed");

@@ -1,5 +1,15 @@
 //! Applying plans: discovers and pairs mailboxes, skips unchanged ones, and syncs the rest
 //! over up to `maxconnections` connections per side, writing state as the servers confirm.
+//!
+//! Crash safety: before each APPEND batch the copies are recorded as pending with the
+//! target's UIDNEXT; a run that finds pending copies recognises the ones that landed (new
+//! UIDs at or above it with the same identity) instead of copying them again. Proven by
+//! `protocol-tests/sync_crash.rs` (an abort at every step, and a concurrent change at every
+//! step) and `protocol-tests/sync_kill.rs` (kill -9 at random moments). One limit: a
+//! server may still commit a killed client's last APPEND, received in full, a moment after
+//! the kill; a run started within that moment does not see it and copies those messages
+//! again (a duplicate, never a loss). Restarting after the old sessions are gone (the
+//! server logged them out) is safe.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
