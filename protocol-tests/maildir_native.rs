@@ -69,3 +69,19 @@ fn maildir_native_noop_resync_reads_no_folder() {
     assert_eq!(folders_read(&out), Some(0), "{out}");
     assert!(out.contains("(0 opened)"), "{out}");
 }
+
+#[test]
+fn maildir_native_dry_run_changes_nothing() {
+    let bed = Bed::new(Engine::Native, '/');
+    seed(&bed, '/');
+    let before = bed.messages(LOCAL, "INBOX");
+    let out = bed.command().arg("--dry-run").output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("would "), "{text}");
+    bed.fix_owner();
+    assert_eq!(bed.messages(LOCAL, "INBOX"), before);
+    assert!(!bed.maildir.join("Lists").exists(), "no folder created");
+    let out = bed.sync();
+    assert_eq!(copied(&out), (16, 6), "{out}");
+}
