@@ -228,7 +228,16 @@ fn sync_with_faults(bed: &Bed) -> u32 {
 
 #[test]
 fn maildir_native_interrupted_at_every_step() {
-    let bed = Bed::new(Engine::Native, '/');
+    interrupted_at_every_step(Engine::Native);
+}
+
+#[test]
+fn maildir_dovecot_interrupted_at_every_step() {
+    interrupted_at_every_step(Engine::Dovecot);
+}
+
+fn interrupted_at_every_step(engine: Engine) {
+    let bed = Bed::new(engine, '/');
     let folders = seed(&bed, '/');
     let names: Vec<&str> = folders.iter().map(String::as_str).collect();
     // First sync, cut at every step in turn.
