@@ -35,6 +35,9 @@ pub fn seed(bed: &Bed, sep: char) -> Vec<String> {
 
 fn first_sync(sep: char) {
     let bed = Bed::new(Engine::Native, sep);
+    // Several workers, each with its own store (and UID map connection).
+    let conf = std::fs::read_to_string(&bed.conf).expect("conf");
+    std::fs::write(&bed.conf, format!("{conf}maxconnections = 3\n")).expect("conf");
     let folders = seed(&bed, sep);
     let out = bed.sync();
     assert_eq!(copied(&out), (16, 6), "{out}");
