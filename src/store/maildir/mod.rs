@@ -25,6 +25,7 @@ use crate::imap::types::InternalDate;
 use crate::state::SideState;
 use crate::sync::plan::{FlagAction, NewMessage};
 
+mod admin;
 pub mod dovecot;
 pub mod filename;
 pub mod keywords;
@@ -51,6 +52,9 @@ pub struct MaildirOptions {
     /// Keyword letters fixed by the configuration (`customflag_x = keyword`); the others
     /// come from each folder's `dovecot-keywords`.
     pub customflags: std::collections::BTreeMap<char, String>,
+    /// `--dry-run`: change nothing on disk, the UID map included (a scratch copy of the
+    /// map takes the UIDs that reading assigns), and create no root directory.
+    pub dry_run: bool,
 }
 
 impl MaildirOptions {
@@ -62,6 +66,7 @@ impl MaildirOptions {
             map_path,
             reads: Arc::new(AtomicU64::new(0)),
             customflags: Default::default(),
+            dry_run: false,
         }
     }
 }
@@ -71,6 +76,8 @@ pub struct MaildirStore {
     opts: MaildirOptions,
     map: UidMap,
     open: Option<Folder>,
+    /// The scratch copy of the map in a dry run (removed when the store goes).
+    _scratch: Option<tempfile::TempPath>,
 }
 
 fn status_of(f: &Folder) -> SideState {
@@ -90,6 +97,16 @@ impl MaildirStore {
     /// Opens the store (creating the root directory and the map as needed).
     pub fn open_store(opts: &MaildirOptions) -> anyhow::Result<MaildirStore> {
         let root = &opts.layout.root;
+        if opts.dry_run {
+            let scratch = admin::scratch_copy(&opts.map_path)?;
+            let map = UidMap::open(&scratch, root, false)?;
+            return Ok(MaildirStore {
+                opts: opts.clone(),
+                map,
+                open: None,
+                _scratch: Some(scratch),
+            });
+        }
         std::fs::create_dir_all(root)
             .with_context(|| format!("cannot create the Maildir root {}", root.display()))?;
         let map = UidMap::open(&opts.map_path, root, opts.fsync)?;
@@ -97,6 +114,7 @@ impl MaildirStore {
             opts: opts.clone(),
             map,
             open: None,
+            _scratch: None,
         })
     }
 
@@ -321,6 +339,16 @@ impl Store for MaildirStore {
 
     async fn close(self: Box<Self>) -> anyhow::Result<()> {
         Ok(())
+    }
+
+    async fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+        self.open = None;
+        admin::rename(&self.opts.layout, &self.map, from, to, self.opts.fsync)
+    }
+
+    async fn delete(&mut self, name: &str) -> anyhow::Result<()> {
+        self.open = None;
+        admin::delete(&self.opts.layout, &self.map, name, self.opts.fsync)
     }
 }
 

@@ -246,4 +246,31 @@ impl UidMap {
         tx.commit()?;
         Ok(())
     }
+
+    /// Renames folders in the map: each `(from, to)` is a whole name, or a prefix (ending
+    /// in the separator) renaming every folder under it.
+    pub fn rename_folders(&self, moves: &[(String, String)]) -> anyhow::Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for (from, to) in moves {
+            tx.execute(
+                "UPDATE folder SET name = ?2 || substr(name, length(?1) + 1)
+                 WHERE name = ?1 OR (substr(name, 1, length(?1)) = ?1 AND ?1 != '' AND substr(?1, -1) IN ('/', '.'))",
+                params![from, to],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets a folder and its messages.
+    pub fn forget_folder(&self, name: &str) -> anyhow::Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "DELETE FROM msg WHERE folder IN (SELECT id FROM folder WHERE name = ?1)",
+            [name],
+        )?;
+        tx.execute("DELETE FROM folder WHERE name = ?1", [name])?;
+        tx.commit()?;
+        Ok(())
+    }
 }
