@@ -353,3 +353,26 @@ fn maildir_native_survives_kill_9() {
     );
     bed.assert_same(&["INBOX"]);
 }
+
+/// `inbox = folder` (the default): INBOX in `Maildir/INBOX/`, with both engines.
+#[test]
+fn maildir_native_inbox_folder() {
+    inbox_folder(Engine::Native);
+}
+
+#[test]
+fn maildir_dovecot_inbox_folder() {
+    inbox_folder(Engine::Dovecot);
+}
+
+fn inbox_folder(engine: Engine) {
+    let bed = Bed::with_inbox(engine, '/', true);
+    let folders = seed(&bed, '/');
+    let out = bed.sync();
+    assert_eq!(copied(&out), (16, 6), "{out}");
+    bed.assert_same(&folders.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(bed.maildir.join("INBOX").join("cur").is_dir());
+    assert!(!bed.maildir.join("cur").exists(), "no Maildir at the root");
+    let out = bed.sync();
+    assert_eq!(copied(&out), (0, 0), "{out}");
+}
