@@ -553,3 +553,112 @@ fn a_push_connection_that_goes_silent_is_noticed_and_replaced() {
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit().success());
 }
+
+#[test]
+fn a_stream_of_pushes_does_not_postpone_the_refresh() {
+    // autorefresh 0.05 min (3 s); a new message every 0.5 s keeps push syncs coming.
+    let s = Setup::new(
+        DovecotOptions::default(),
+        "autorefresh = 0.05",
+        "idlefolders = INBOX",
+    );
+    s.dv.seed_mailbox("alice", "INBOX", &sample_messages(80, 1), &[])
+        .expect("seed");
+    let mut d = s.daemon(&[]);
+    d.wait_sync(1);
+    d.wait_event("push set up", |v| {
+        v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+    });
+    /// Stops the feeder however the test ends (a panic included), so the scope can end.
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&stop);
+        scope.spawn(|| {
+            let mut seed = 1000;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ =
+                    s.dv.append("alice", "INBOX", &sample_messages(seed, 1).concat(), &[]);
+                seed += 1;
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        });
+        let pushed = d.wait_event("a push sync", |v| {
+            v["event"] == "sync_start" && v["reason"] == "push"
+        });
+        assert_eq!(pushed["folders"], serde_json::json!(["INBOX"]));
+        d.wait_event("a refresh between the pushes", |v| {
+            v["event"] == "sync_start" && v["reason"] == "refresh"
+        });
+    });
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+    let (status, _, err) = s.run(&["-u", "quiet", "-o"]);
+    assert!(status.success(), "{err}");
+    s.assert_converged("INBOX");
+}
+
+#[test]
+fn two_accounts_wake_on_usr1_and_maxsyncaccounts_1_serialises_them() {
+    let s = setup(
+        DovecotOptions::default()
+            .user("carol", "secret")
+            .user("dave", "secret"),
+        "",
+        1,
+    );
+    s.dv.seed_mailbox("carol", "INBOX", &sample_messages(90, 2), &[])
+        .expect("seed carol");
+    let mut text = std::fs::read_to_string(&s.conf).expect("config");
+    text.push_str(&format!(
+        "\n[Account Second]\nlocalrepository = Local2\nremoterepository = Remote2\nautorefresh = 60\n\n\
+         [Repository Remote2]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {p}\nssl = no\nstarttls = no\nremoteuser = carol\nremotepass = secret\n\n\
+         [Repository Local2]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {p}\nssl = no\nstarttls = no\nremoteuser = dave\nremotepass = secret\n",
+        p = s.dv.imap_port()
+    ));
+    std::fs::write(&s.conf, text).expect("config");
+    let mut d = s.daemon(&["-k", "accounts=Test,Second", "-k", "maxsyncaccounts=1"]);
+    d.wait_sync(2);
+    new_message(&s, 906);
+    s.dv.append("carol", "INBOX", &sample_messages(907, 1).concat(), &[])
+        .expect("append");
+    d.signal(libc::SIGUSR1);
+    d.wait_sync(4);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+    let ends: Vec<&serde_json::Value> = d
+        .events
+        .iter()
+        .filter(|v| v["event"] == "account_end")
+        .collect();
+    for acct in ["Test", "Second"] {
+        let mine: Vec<u64> = ends
+            .iter()
+            .filter(|v| v["account"] == acct)
+            .filter_map(|v| v["copied_to_local"].as_u64())
+            .collect();
+        assert_eq!(mine.len(), 2, "{acct}: two syncs");
+        assert_eq!(mine[1], 1, "{acct}: the second sync copies the new message");
+    }
+    // maxsyncaccounts = 1: one account's sync ends before the other's begins.
+    let mut open: Option<String> = None;
+    for v in &d.events {
+        match v["event"].as_str() {
+            Some("account_start") => {
+                assert!(open.is_none(), "overlapping syncs: {:#?}", d.events);
+                open = v["account"].as_str().map(String::from);
+            }
+            Some("account_end") => open = None,
+            _ => {}
+        }
+    }
+    assert_eq!(s.assert_converged("INBOX"), 2);
+    let (a, b) = (s.contents("carol", "INBOX"), s.contents("dave", "INBOX"));
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 3);
+}

@@ -352,10 +352,14 @@ async fn account_loop(
     let mut reason = "start";
     let mut folders: Option<Vec<String>> = ctx.folders.clone();
     let mut mode = scan_mode(0, quick, ctx.quick);
+    // When the next refresh is due: set by syncs of every mailbox only, so that a stream
+    // of pushes (one mailbox each) never postpones the refresh of the others.
+    let mut next_refresh: Option<tokio::time::Instant> = None;
     loop {
         if ctx.control.stop.is_stopped() {
             break;
         }
+        let targeted = folders != ctx.folders;
         spec.options.mode = mode;
         spec.options.folders = folders.clone();
         ui.sync_start(&SyncStart {
@@ -407,11 +411,18 @@ async fn account_loop(
             ui.info(Some(&name), &format!("retrying in {} s", d.as_secs()));
             d
         } else {
+            let now = tokio::time::Instant::now();
+            let due = match next_refresh {
+                Some(t) if targeted => t,
+                _ => now + every,
+            };
+            next_refresh = Some(due);
+            let d = due.saturating_duration_since(now);
             ui.info(
                 Some(&name),
-                &format!("next sync in {} min", every.as_secs().div_ceil(60)),
+                &format!("next sync in {} min", d.as_secs().div_ceil(60)),
             );
-            every
+            d
         };
         let wake = wait(
             &ctx,
