@@ -12,6 +12,11 @@
 //!   store [tracks changes](Store::tracks_changes), and a folder whose `cur/` and `new/`
 //!   stamps did not move is reported from the map without being read ([`scan`]).
 //! - Writes are crash-safe: `tmp/`, fsync, rename, fsync of the directory, then the map.
+//!   A message's content is never rewritten: LF-only files are served with CRLF.
+//! - A file a mail reader moves to another folder keeps its unique part but UIDs are per
+//!   folder: the sync sees it leave one folder and arrive in the other, so it is
+//!   expunged there and uploaded here on the other side (nothing lost or duplicated; not
+//!   a server-side MOVE).
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
