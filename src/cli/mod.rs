@@ -122,7 +122,13 @@ pub fn run(args: Args) -> i32 {
     if args.command.is_none() && !args.info {
         return sync_command(&args);
     }
-    if let Err(e) = logging::init(args.debug.as_deref(), args.logfile.as_deref()) {
+    // Subcommands print their own results: log lines only for warnings, or to a log file.
+    let base = if args.logfile.is_some() {
+        "warn,twinbox=info"
+    } else {
+        "warn"
+    };
+    if let Err(e) = logging::init_with(args.debug.as_deref(), args.logfile.as_deref(), base) {
         eprintln!("twinbox: {e:#}");
         return 2;
     }

@@ -102,15 +102,14 @@ pub fn main(opts: RunOptions, mode: ModeOptions) -> i32 {
 
 struct Ctx {
     ui: Arc<dyn Ui>,
-    /// Each account's pre/postsynchook.
-    hooks: std::collections::HashMap<String, crate::cli::hooks::Hooks>,
-    /// For `[mbnames]`, rewritten after each sync.
-    cfg: Config,
     control: Control,
     sem: Arc<tokio::sync::Semaphore>,
     once: bool,
     quick: bool,
     folders: Option<Vec<String>>,
+    hooks: std::collections::HashMap<String, crate::cli::hooks::Hooks>,
+    cfg: Config,
+    dry_run: bool,
 }
 
 /// Runs every selected account in its mode; returns the exit status.
@@ -161,13 +160,14 @@ pub async fn run(cfg: Config, opts: RunOptions, mode: ModeOptions, ui: Arc<dyn U
     };
     let ctx = Arc::new(Ctx {
         ui,
-        hooks: crate::cli::hooks::Hooks::all(&cfg),
-        cfg: cfg.clone(),
         control,
         sem: Arc::new(tokio::sync::Semaphore::new(parallel)),
         once: mode.once || opts.dry_run,
         quick: opts.quick,
         folders: opts.folders.clone(),
+        hooks: crate::cli::hooks::Hooks::all(&cfg),
+        cfg: cfg.clone(),
+        dry_run: opts.dry_run,
     });
     let mut tasks = Vec::new();
     for (account, mut spec) in accounts {
@@ -280,9 +280,9 @@ async fn account_loop(
         });
         let failed_to_connect = {
             let _permit = ctx.sem.acquire().await;
-            let hooks = ctx.hooks.get(&name);
-            let res = crate::cli::hooks::sync_with_hooks(&spec, hooks).await;
-            if !spec.options.dry_run {
+            let res = crate::cli::hooks::sync_with_hooks(&spec, ctx.hooks.get(&name)).await;
+            if !ctx.dry_run {
+                // offlineimap's [mbnames]: the folder list, rewritten after every sync.
                 if let Err(e) = crate::cli::mbnames::write(&ctx.cfg) {
                     ui.error(Some(&name), &format!("{e:#}"));
                 }

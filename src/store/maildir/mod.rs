@@ -52,6 +52,9 @@ pub struct MaildirOptions {
     /// `--dry-run`: change nothing on disk, the UID map included (a scratch copy of the
     /// map takes the UIDs that reading assigns), and create no root directory.
     pub dry_run: bool,
+    /// Keyword letters fixed by the configuration (`customflag_x = keyword`); the others
+    /// come from each folder's `dovecot-keywords`.
+    pub customflags: std::collections::BTreeMap<char, String>,
 }
 
 impl MaildirOptions {
@@ -63,6 +66,7 @@ impl MaildirOptions {
             map_path,
             reads: Arc::new(AtomicU64::new(0)),
             dry_run: false,
+            customflags: Default::default(),
         }
     }
 }
@@ -77,11 +81,15 @@ pub struct MaildirStore {
 }
 
 fn status_of(f: &Folder) -> SideState {
+    row_status(&f.row)
+}
+
+fn row_status(row: &uidmap::FolderRow) -> SideState {
     SideState {
-        uidvalidity: f.row.uidvalidity,
-        uidnext: f.row.uidnext,
-        highestmodseq: f.row.modseq,
-        messages: f.row.messages,
+        uidvalidity: row.uidvalidity,
+        uidnext: row.uidnext,
+        highestmodseq: row.modseq,
+        messages: row.messages,
     }
 }
 
@@ -116,6 +124,19 @@ impl MaildirStore {
             .ok_or_else(|| anyhow::anyhow!("internal: no Maildir folder open"))
     }
 
+    /// A folder's status: from the map alone when its stamps prove it unchanged (no
+    /// message rows loaded, no directory read), else after reading it.
+    fn status(&self, name: &str) -> anyhow::Result<SideState> {
+        let dir = self.opts.layout.path(name)?;
+        if let Some(row) = self.map.folder(name)? {
+            if scan::unchanged(&row, &dir) {
+                return Ok(row_status(&row));
+            }
+        }
+        let (f, _) = self.load_fresh(name)?;
+        Ok(status_of(&f))
+    }
+
     /// Loads a folder and reads it from disk unless its stamps prove it unchanged;
     /// returns it and whether reading found changes.
     fn load_fresh(&self, name: &str) -> anyhow::Result<(Folder, bool)> {
@@ -123,7 +144,7 @@ impl MaildirStore {
         if !layout::is_maildir(&dir) {
             anyhow::bail!("no Maildir folder {name:?} ({} has no cur/)", dir.display());
         }
-        let mut f = Folder::load(&self.map, name, dir)?;
+        let mut f = Folder::load(&self.map, name, dir, &self.opts.customflags)?;
         let mut changed = false;
         if !scan::unchanged(&f.row, &f.dir) {
             changed = scan::rescan(&self.map, &mut f, &self.opts.reads)?;
@@ -146,12 +167,20 @@ impl Store for MaildirStore {
         let mut out = Vec::new();
         let reads_before = self.opts.reads.load(std::sync::atomic::Ordering::Relaxed);
         for (name, _) in self.opts.layout.list()? {
-            let (f, _) = self.load_fresh(&name)?;
+            // A folder that cannot be read is listed without status: the engine opens it,
+            // and that one folder fails with the reason while the others sync.
+            let status = match self.status(&name) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(target: "twinbox::maildir", "{name}: {e:#}");
+                    None
+                }
+            };
             out.push(MailboxInfo {
                 name,
                 delimiter: Some(self.opts.layout.sep),
                 selectable: true,
-                status: Some(status_of(&f)),
+                status,
             });
         }
         let read = self.opts.reads.load(std::sync::atomic::Ordering::Relaxed) - reads_before;
@@ -322,3 +351,6 @@ impl Store for MaildirStore {
         admin::delete(&self.opts.layout, &self.map, name, self.opts.fsync)
     }
 }
+
+#[cfg(test)]
+mod tests;
