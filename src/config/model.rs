@@ -54,6 +54,9 @@ impl Config {
             if i.remote_identity.is_some() {
                 note("remote_identity");
             }
+            if i.holdconnectionopen {
+                note("holdconnectionopen (connections are opened afresh for every sync)");
+            }
         }
         out
     }
