@@ -281,3 +281,39 @@ fn rename_and_delete_with_a_maildir_local_side() {
     expect_code(&bed.run(&[]), 0);
     assert!(!mail.join("Archive/2024/cur").exists(), "not recreated");
 }
+
+/// Figures for `check` (run with `cargo test --release --test protocol
+/// cli_admin::bench_check -- --ignored --nocapture`): a sync and a check of 5,000
+/// messages in 5 folders.
+#[test]
+#[ignore]
+fn bench_check() {
+    let bed = Bed::new();
+    for i in 0..5u64 {
+        bed.dv
+            .seed_mailbox(
+                "alice",
+                &format!("F{i}"),
+                &sample_messages(100 + i, 1000),
+                &[],
+            )
+            .expect("seed");
+    }
+    bed.write_conf("", "", "");
+    let t = std::time::Instant::now();
+    expect_code(&bed.run(&[]), 0);
+    let sync = t.elapsed();
+    let t = std::time::Instant::now();
+    let o = bed.run(&["check"]);
+    let check = t.elapsed();
+    expect_code(&o, 0);
+    let t = std::time::Instant::now();
+    expect_code(&bed.run(&["--dry-run"]), 0);
+    let dry = t.elapsed();
+    eprintln!(
+        "5000 messages in 5 folders: first sync {:.2} s, check {:.2} s, no-op --dry-run {:.2} s",
+        sync.as_secs_f64(),
+        check.as_secs_f64(),
+        dry.as_secs_f64()
+    );
+}

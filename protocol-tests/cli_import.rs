@@ -188,3 +188,36 @@ fn imported_config_syncs() {
         bed.snapshot("alice", "Lists/rust")
     );
 }
+
+#[test]
+fn a_typical_gmail_and_work_rc_translates_except_python_and_sha1() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let rc = include_str!("data/gmail-work.offlineimaprc");
+    let o = import(home.path(), rc, &[]);
+    expect_code(&o, 1);
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("not translated"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", text(&o));
+    for want in ["remotepasseval", "realdelete", "cert_fingerprint"] {
+        assert!(err.contains(want), "{want}\n{}", text(&o));
+    }
+    assert!(
+        !err.contains("needs editing"),
+        "the result validates\n{}",
+        text(&o)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "nametrans = s|^drafts$|[Gmail]/Drafts|q\n    s|^sent$|[Gmail]/Sent Mail|q\n",
+        "folderfilter = '![Gmail]/All Mail', '![Gmail]/Spam', '![Gmail]/Trash'\n",
+        "auth_mechanisms = PLAIN, LOGIN\n",
+        "folderfilter = re:INBOX.*\n",
+        "nametrans = s/^INBOX\\.//g\n",
+        "type = Maildir\n",
+    ] {
+        assert!(out.contains(want), "missing {want:?}\n{}", text(&o));
+    }
+}

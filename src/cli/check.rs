@@ -302,3 +302,7 @@ pub fn compare(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod tests;

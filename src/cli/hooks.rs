@@ -59,7 +59,9 @@ pub async fn run_hook(
     extra: &[(&str, &str)],
 ) -> anyhow::Result<()> {
     let mut c = tokio::process::Command::from(cmd.to_command());
-    c.stdin(std::process::Stdio::null());
+    // Its output goes to standard error: standard output may be machine-readable.
+    c.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(std::io::stderr()));
     for (k, v) in env {
         c.env(k, v);
     }

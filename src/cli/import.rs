@@ -220,6 +220,38 @@ fn translate_entry(
                 );
             }
         }
+        "auth_mechanisms" => {
+            let items = crate::config::value::parse_list(value).unwrap_or_default();
+            let (ok, dropped): (Vec<String>, Vec<String>) = items
+                .into_iter()
+                .partition(|m| m.eq_ignore_ascii_case("PLAIN") || m.eq_ignore_ascii_case("LOGIN"));
+            if ok.is_empty() {
+                return skip("twinbox supports only the PLAIN and LOGIN mechanisms".to_string());
+            }
+            let note = if dropped.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "# twinbox: left out {} (twinbox supports PLAIN and LOGIN)\n",
+                    dropped.join(", ")
+                )
+            };
+            return (format!("{note}{}", option_line(key, &ok.join(", "))), None);
+        }
+        "cert_fingerprint" => {
+            let items = crate::config::value::parse_list(value).unwrap_or_default();
+            let sha256 = |f: &String| {
+                let hex: String = f.chars().filter(|c| *c != ':').collect();
+                hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())
+            };
+            if items.is_empty() || !items.iter().all(sha256) {
+                return skip(
+                    "twinbox pins SHA-256 fingerprints (64 hex digits): get the server's with \
+                     'openssl s_client -connect HOST:993 </dev/null | openssl x509 -noout -fingerprint -sha256'"
+                        .to_string(),
+                );
+            }
+        }
         "type" if value.eq_ignore_ascii_case("GmailMaildir") => {
             return (
                 format!(

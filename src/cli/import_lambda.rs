@@ -16,6 +16,8 @@ enum Expr {
     Str(String),
     Int(i64),
     List(Vec<Expr>),
+    /// `{key: value, ...}`.
+    Dict(Vec<(Expr, Expr)>),
     /// `func(args)` where `func` is a dotted name.
     Call(String, Vec<Expr>),
     /// `recv.method(args)`.
@@ -135,6 +137,8 @@ fn tokenize(s: &str) -> Result<Vec<Tok>, String> {
             '+' => "+",
             ':' => ":",
             '=' => "=",
+            '{' => "{",
+            '}' => "}",
             _ => return Err(format!("unexpected character {ch:?}")),
         };
         out.push(Tok::Punct(p));
@@ -316,6 +320,22 @@ impl Parser {
             Tok::Int(n) => Ok(Expr::Int(n)),
             Tok::Ident(i) if i == self.var => Ok(Expr::Var),
             Tok::Ident(i) => Ok(Expr::Name(i)),
+            Tok::Punct("{") => {
+                let mut items = Vec::new();
+                while !self.is_p("}") {
+                    let k = self.expr()?;
+                    self.expect_p(":")?;
+                    let v = self.expr()?;
+                    items.push((k, v));
+                    if self.is_p(",") {
+                        self.pos += 1;
+                    } else {
+                        break;
+                    }
+                }
+                self.expect_p("}")?;
+                Ok(Expr::Dict(items))
+            }
             Tok::Punct("[") | Tok::Punct("(") => {
                 let close = if t == Tok::Punct("[") { "]" } else { ")" };
                 let mut items = Vec::new();
@@ -658,6 +678,25 @@ fn trans(e: &Expr, rules: &mut Vec<String>) -> Result<(), String> {
                 ));
             }
             trans(rest, rules)
+        }
+        // `{'a': 'b', ...}.get(f, f)`: a table of whole names.
+        Expr::Method(table, m, args)
+            if m == "get" && args.len() == 2 && args[0] == Expr::Var && args[1] == Expr::Var =>
+        {
+            let Expr::Dict(items) = &**table else {
+                return Err("get() on something other than a literal table".to_string());
+            };
+            for (k, v) in items {
+                let (Expr::Str(k), Expr::Str(v)) = (k, v) else {
+                    return Err("a table with non-literal names".to_string());
+                };
+                rules.push(sed(
+                    &format!("^{}$", regex::escape(k)),
+                    &literal_repl(v),
+                    "q",
+                ));
+            }
+            Ok(())
         }
         Expr::Name(n) => Err(format!("'{n}' is not something twinbox can translate")),
         _ => Err("this expression has no rule form".to_string()),

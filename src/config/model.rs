@@ -42,9 +42,6 @@ impl Config {
                     "[Repository {name}] {opt}: accepted but not supported yet by this build; it has no effect"
                 ))
             };
-            if i.reference.is_some() {
-                note("reference");
-            }
             if i.subscribedonly {
                 note("subscribedonly");
             }
