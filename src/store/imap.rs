@@ -113,7 +113,9 @@ impl ImapStore {
                 None,
                 false,
                 &mut |m| {
-                    // `N:*` also returns the last message when N is past it: filter.
+                    // `N:*` also returns the last message when N is past it (RFC 3501
+                    // 6.4.8), and Office 365 has been seen answering `1620:*` with UID
+                    // 1619 (https://github.com/mjs/imapclient/issues/441): filter.
                     if m.uid >= from_uid {
                         out.push(NewMessage {
                             uid: m.uid,
