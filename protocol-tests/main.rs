@@ -9,10 +9,17 @@
 //! `support` holds the shared sync test bed.
 
 mod cli_admin;
+mod cli_flags;
 mod cli_import;
 mod cli_sync;
 mod cli_util;
 mod fake;
+mod faults_disk;
+mod faults_fuzz;
+mod faults_kill;
+mod faults_proxy;
+mod faults_security;
+mod faults_support;
 mod imap_bad_server;
 mod imap_commands;
 mod imap_probe;
@@ -20,14 +27,20 @@ mod imap_support;
 mod imap_tls;
 mod imap_transports;
 mod maildir_bed;
+mod maildir_bench;
 mod maildir_dovecot;
 mod maildir_native;
 mod maildir_scenarios;
+mod maildir_side;
+mod namespaces;
+mod namespaces_side;
 mod runmodes_daemon;
 mod runmodes_support;
 mod runmodes_ui;
+mod runmodes_watch;
 mod support;
 mod sync_crash;
+mod sync_kill;
 mod sync_scenarios;
 mod testbed_smoke;
 mod tiers;

@@ -24,9 +24,40 @@ pub struct Config {
     pub repositories: BTreeMap<String, Repository>,
     /// `[mbnames]`, when present and enabled.
     pub mbnames: Option<Mbnames>,
+    /// Options accepted for compatibility that have no effect in this build, one line
+    /// each (`[Repository X] reference: ...`), to be shown as warnings.
+    pub inert: Vec<String>,
 }
 
 impl Config {
+    /// Lists the options of `repositories` that are set but have no effect yet.
+    pub(crate) fn find_inert(repositories: &BTreeMap<String, Repository>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, r) in repositories {
+            let RepositoryKind::Imap(i) = &r.kind else {
+                continue;
+            };
+            let mut note = |opt: &str| {
+                out.push(format!(
+                    "[Repository {name}] {opt}: accepted but not supported yet by this build; it has no effect"
+                ))
+            };
+            if i.reference.is_some() {
+                note("reference");
+            }
+            if i.subscribedonly {
+                note("subscribedonly");
+            }
+            if i.ipv6.is_some() {
+                note("ipv6");
+            }
+            if i.remote_identity.is_some() {
+                note("remote_identity");
+            }
+        }
+        out
+    }
+
     /// The account called `name`.
     pub fn account(&self, name: &str) -> Option<&Account> {
         self.accounts.iter().find(|a| a.name == name)
@@ -248,6 +279,9 @@ pub struct ImapRepository {
     pub idlefolders: Vec<String>,
     /// `reference`: the LIST reference (folder root) on the server.
     pub reference: Option<String>,
+    /// `namespaces`: namespace classes synced besides the personal one (`personal, shared,
+    /// other`; default personal only).
+    pub namespaces: crate::imap::namespace::NamespaceChoice,
     /// `singlethreadperfolder`: never use more than one connection for one folder.
     pub singlethreadperfolder: bool,
     /// `maxmessagesize`: the largest literal accepted from the server (default 256 MiB).

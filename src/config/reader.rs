@@ -130,6 +130,7 @@ pub(crate) const IMAP: &[&str] = &[
     "expunge",
     "idlefolders",
     "reference",
+    "namespaces",
     "singlethreadperfolder",
     "maxmessagesize",
     "subscribedonly",

@@ -367,6 +367,11 @@ fn build_imap(r: &Reader<'_>, gmail: bool) -> Result<ImapRepository, ConfigError
         expunge: r.flag("expunge", true)?,
         idlefolders: r.list("idlefolders")?.map(|(l, _)| l).unwrap_or_default(),
         reference: r.string("reference")?,
+        namespaces: match r.get("namespaces")? {
+            None => Default::default(),
+            Some(v) => crate::imap::namespace::NamespaceChoice::parse(&v.text)
+                .map_err(|_| v.invalid("a list of namespaces: personal, shared, other"))?,
+        },
         singlethreadperfolder: r.flag("singlethreadperfolder", false)?,
         maxmessagesize: r
             .parse("maxmessagesize", SIZE_EXPECTED, |t| {

@@ -7,6 +7,7 @@ pub mod connect;
 pub mod error;
 pub mod mutate;
 mod quirks;
+pub mod namespace;
 pub mod session;
 pub mod transport;
 pub mod types;

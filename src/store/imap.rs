@@ -42,6 +42,7 @@ use async_trait::async_trait;
 use imap_types::flag::StoreType;
 
 use super::fingerprint::message_id_hash;
+use super::namespace::FolderRoot;
 use super::{Body, MailboxInfo, OwnChanges, Scan, ScanMode, Store, Upload};
 use crate::imap::commands::{FetchItems, QresyncParams};
 use crate::imap::types::{expand_ranges, uid_set, AppendMessage};
@@ -63,12 +64,19 @@ pub struct ImapStore {
     append_floor: u32,
     /// UIDs of the open mailbox this session identified as its own appends.
     claimed: HashSet<u32>,
+    root: FolderRoot,
 }
 
 impl ImapStore {
     /// Connects and authenticates.
     pub async fn connect(opts: &ConnectOptions) -> anyhow::Result<ImapStore> {
-        let session = Session::connect(opts).await?;
+        let mut session = Session::connect(opts).await?;
+        let namespaces = session
+            .namespaces()
+            .await
+            .context("reading the server's namespaces")?;
+        let root = FolderRoot::new(namespaces, opts.reference.as_deref(), opts.namespaces);
+        tracing::debug!(target: "twinbox::imap", "{}: {}", opts.label, root.describe().join("; "));
         Ok(ImapStore {
             session,
             label: opts.label.clone(),
@@ -76,7 +84,13 @@ impl ImapStore {
             uidvalidity: 0,
             append_floor: 0,
             claimed: HashSet::new(),
+            root,
         })
+    }
+
+    /// How this server's names map to twinbox's (namespaces, root, delimiter).
+    pub fn folder_root(&self) -> &FolderRoot {
+        &self.root
     }
 
     /// The underlying session (for counters and capabilities).
@@ -84,11 +98,22 @@ impl ImapStore {
         &self.session
     }
 
-    fn raw(name: &str) -> Vec<u8> {
+    /// The server's name (modified UTF-7) of a namespace-relative name.
+    fn raw(&self, name: &str) -> Vec<u8> {
         if name.eq_ignore_ascii_case("INBOX") {
             return b"INBOX".to_vec();
         }
-        utf7::encode(name).into_bytes()
+        utf7::encode(&self.root.to_server(name)).into_bytes()
+    }
+
+    /// "`name` (`server spelling`)" for error messages.
+    fn spell(&self, name: &str) -> String {
+        let full = self.root.to_server(name);
+        if full == name {
+            format!("{name:?}")
+        } else {
+            format!("{name:?} (on the server {full:?})")
+        }
     }
 
     fn opened(&self) -> anyhow::Result<&[u8]> {
@@ -145,7 +170,7 @@ impl ImapStore {
         mode: ScanMode,
         read_only: bool,
     ) -> anyhow::Result<Scan> {
-        let raw = Self::raw(name);
+        let raw = self.raw(name);
         let use_qresync =
             self.session.qresync && saved.uidvalidity != 0 && saved.highestmodseq != 0;
         let qparams = use_qresync.then(|| QresyncParams {
@@ -158,7 +183,7 @@ impl ImapStore {
             .session
             .select(&raw, read_only, qparams.as_ref())
             .await
-            .with_context(|| format!("cannot open mailbox {name:?}"))?;
+            .with_context(|| format!("cannot open mailbox {}", self.spell(name)))?;
         self.opened = Some(raw.clone());
         self.claimed.clear();
         let uidvalidity = info
@@ -405,35 +430,91 @@ impl Store for ImapStore {
     }
 
     async fn list(&mut self) -> anyhow::Result<Vec<MailboxInfo>> {
-        let list = self.session.list("", "*", true).await?;
+        let mut list = if self.root.root.is_empty() {
+            self.session.list("", "*", true).await?
+        } else {
+            // Only the root's subtree (a `reference` on a server listing a whole home
+            // directory), plus INBOX, which lives outside it.
+            let pattern = format!("{}*", self.root.root);
+            let mut l = self.session.list("", &pattern, true).await?;
+            if !l.iter().any(|m| m.name.eq_ignore_ascii_case("INBOX")) {
+                l.extend(self.session.list("", "INBOX", true).await?);
+            }
+            l
+        };
+        if self.root.choice.other || self.root.choice.shared {
+            let mut seen: HashSet<Vec<u8>> = list.iter().map(|m| m.raw.clone()).collect();
+            let ns = &self.root.namespaces;
+            let mut extra = Vec::new();
+            if self.root.choice.other {
+                extra.extend(ns.other.iter().map(|e| e.prefix.clone()));
+            }
+            if self.root.choice.shared {
+                extra.extend(ns.shared.iter().map(|e| e.prefix.clone()));
+            }
+            for prefix in extra.into_iter().filter(|p| !p.is_empty()) {
+                for m in self.session.list("", &format!("{prefix}*"), true).await? {
+                    if seen.insert(m.raw.clone()) {
+                        list.push(m);
+                    }
+                }
+            }
+        }
+        let root = &self.root;
         Ok(list
             .into_iter()
-            .map(|m| {
+            .filter_map(|m| {
                 let selectable = m.selectable();
-                MailboxInfo {
+                let name = root.to_relative(&m.name)?;
+                Some(MailboxInfo {
                     status: m.status.map(|s| SideState {
                         uidvalidity: s.uidvalidity.unwrap_or(0),
                         uidnext: s.uidnext.unwrap_or(0),
                         highestmodseq: s.highestmodseq.unwrap_or(0),
                         messages: s.messages.unwrap_or(0),
                     }),
-                    name: if m.name.eq_ignore_ascii_case("INBOX") {
-                        "INBOX".to_string()
-                    } else {
-                        m.name
-                    },
+                    name,
                     delimiter: m.delimiter,
                     selectable,
-                }
+                })
             })
             .collect())
     }
 
     async fn create(&mut self, name: &str) -> anyhow::Result<()> {
-        self.session
-            .create(&Self::raw(name))
-            .await
-            .with_context(|| format!("cannot create mailbox {name:?}"))
+        let raw = self.raw(name);
+        let first = match self.session.create(&raw).await {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        // Some servers want the parents first: create them (an existing one just answers
+        // NO), then try again; report the first refusal if that fails too.
+        let parents = match self.root.delimiter {
+            Some(d) if name.contains(d) => {
+                let parts: Vec<&str> = name.split(d).collect();
+                (1..parts.len())
+                    .map(|n| parts[..n].join(&d.to_string()))
+                    .collect::<Vec<_>>()
+            }
+            _ => Vec::new(),
+        };
+        if parents.is_empty() || !matches!(first, crate::imap::ImapError::Command { .. }) {
+            return Err(anyhow::Error::new(first))
+                .with_context(|| format!("cannot create mailbox {}", self.spell(name)));
+        }
+        for p in parents {
+            let raw = self.raw(&p);
+            if let Err(e) = self.session.create(&raw).await {
+                if !matches!(e, crate::imap::ImapError::Command { .. }) {
+                    return Err(e.into());
+                }
+            }
+        }
+        if self.session.create(&raw).await.is_err() {
+            return Err(anyhow::Error::new(first))
+                .with_context(|| format!("cannot create mailbox {}", self.spell(name)));
+        }
+        Ok(())
     }
 
     async fn open(
@@ -659,7 +740,7 @@ impl Store for ImapStore {
         if ours.unknown_appends > 0 {
             return Ok(*opened);
         }
-        let raw = Self::raw(name);
+        let raw = self.raw(name);
         let now = self.session.status(&raw).await?;
         let now = SideState {
             uidvalidity: now.uidvalidity.unwrap_or(0),
@@ -738,28 +819,38 @@ impl Store for ImapStore {
         Ok(if explained { now } else { *opened })
     }
 
+    async fn noop(&mut self) -> anyhow::Result<()> {
+        self.session.noop().await?;
+        Ok(())
+    }
+
     async fn close(self: Box<Self>) -> anyhow::Result<()> {
         self.session.logout().await?;
         Ok(())
     }
 
     async fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
-        self.session
-            .rename(&Self::raw(from), &Self::raw(to))
-            .await
-            .with_context(|| format!("cannot rename mailbox {from:?} to {to:?}"))
+        let (a, b) = (self.raw(from), self.raw(to));
+        self.session.rename(&a, &b).await.with_context(|| {
+            format!(
+                "cannot rename mailbox {} to {}",
+                self.spell(from),
+                self.spell(to)
+            )
+        })
     }
 
     async fn delete(&mut self, name: &str) -> anyhow::Result<()> {
+        let raw = self.raw(name);
         self.session
-            .delete(&Self::raw(name))
+            .delete(&raw)
             .await
-            .with_context(|| format!("cannot delete mailbox {name:?}"))
+            .with_context(|| format!("cannot delete mailbox {}", self.spell(name)))
     }
 
     fn details(&self) -> Vec<String> {
         let s = &self.session;
-        vec![
+        let mut v = vec![
             format!(
                 "capabilities: {}",
                 s.capabilities().iter().collect::<Vec<_>>().join(" ")
@@ -771,7 +862,17 @@ impl Store for ImapStore {
                 yes(s.condstore),
                 yes(s.qresync)
             ),
-        ]
+        ];
+        v.extend(self.root.describe());
+        v
+    }
+
+    fn server_name(&self, name: &str) -> String {
+        self.root.to_server(name)
+    }
+
+    fn delimiter(&self) -> Option<Option<char>> {
+        Some(self.root.delimiter)
     }
 }
 
