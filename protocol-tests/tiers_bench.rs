@@ -97,7 +97,24 @@ fn tiers_bench() {
             Some((a.parse().ok()?, b.parse().ok()?))
         })
         .unwrap_or((20usize, 500usize));
-    let mut rows = Vec::new();
+    println!(
+        "\nno-op resync, {boxes} mailboxes x {per_box} messages, both sides on one dovecot of the tier"
+    );
+    println!(
+        "{:<16} {:>9} | {:>8} {:>6} {:>10} {:>10} {:>5} | {:>8} {:>6} {:>10} {:>10} {:>5}",
+        "tier",
+        "first s",
+        "full s",
+        "opened",
+        "bytes c>s",
+        "bytes s>c",
+        "cmds",
+        "quick s",
+        "opened",
+        "bytes c>s",
+        "bytes s>c",
+        "cmds"
+    );
     for tier in tiers {
         let dv = start_dovecot(tier.options(&["alice".to_string(), "bob".to_string()]));
         let mut bed = SyncBed::new(ImapSide::new(dv.clone(), "alice"), ImapSide::new(dv, "bob"));
@@ -128,31 +145,11 @@ fn tiers_bench() {
         );
         let full = measure(&bed, &[]);
         let quick = measure(&bed, &["-q"]);
-        rows.push((tier, first_secs, full, quick));
-    }
-    println!(
-        "\nno-op resync, {boxes} mailboxes x {per_box} messages, both sides on one dovecot of the tier"
-    );
-    println!(
-        "{:<16} {:>9} | {:>8} {:>6} {:>10} {:>10} {:>5} | {:>8} {:>6} {:>10} {:>10} {:>5}",
-        "tier",
-        "first s",
-        "full s",
-        "opened",
-        "bytes c>s",
-        "bytes s>c",
-        "cmds",
-        "quick s",
-        "opened",
-        "bytes c>s",
-        "bytes s>c",
-        "cmds"
-    );
-    for (tier, first, f, q) in rows {
+        let (f, q) = (full, quick);
         println!(
             "{:<16} {:>9.2} | {:>8.3} {:>6} {:>10} {:>10} {:>5} | {:>8.3} {:>6} {:>10} {:>10} {:>5}",
             tier.name(),
-            first,
+            first_secs,
             f.secs,
             f.opened,
             f.bytes_in,

@@ -41,16 +41,25 @@ fn quick_skips_remote_flag_changes_and_full_applies_them() {
         .expect("flags");
     // Local flag change (the local side has CONDSTORE): pushed even by a quick sync.
     l.add_flags("INBOX", &h[1], &["\\Seen"]).expect("flags");
+    // The same message changed on the remote side too: quick must not undo it.
+    r.add_flags("INBOX", &h[1], &["$R"]).expect("flags");
     // Remote: one expunged and one new, so the message count does not move.
     r.expunge("INBOX", &h[2]).expect("expunge");
     let new = sample_messages(203, 2);
     r.append("INBOX", &new[0], &[]).expect("append");
     l.append("INBOX", &new[1], &["\\Answered"]).expect("append");
 
-    let want_inbox = |flagged: bool| {
+    let want_inbox = |remote_seen: bool| {
         sorted(vec![
-            msg(&base[0], if flagged { &["\\Flagged"] } else { &[] }),
-            msg(&base[1], &["\\Seen"]),
+            msg(&base[0], if remote_seen { &["\\Flagged"] } else { &[] }),
+            msg(
+                &base[1],
+                if remote_seen {
+                    &["$R", "\\Seen"]
+                } else {
+                    &["\\Seen"]
+                },
+            ),
             msg(&base[3], &[]),
             msg(&base[4], &[]),
             msg(&base[5], &[]),
@@ -82,7 +91,7 @@ fn quick_skips_remote_flag_changes_and_full_applies_them() {
         assert_eq!(rs["Work"], want_work(true), "remote Work after quick");
     }
     let full = bed.sync();
-    assert_eq!(full.summary().flags, 2, "{full}");
+    assert_eq!(full.summary().flags, 3, "{full}");
     let snap = bed.assert_converged();
     assert_eq!(snap["INBOX"], want_inbox(true));
     assert_eq!(snap["Work"], want_work(true));

@@ -12,9 +12,10 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::support::sync::{ImapSide, SyncBed};
+use crate::support::sync::{msg, ImapSide, MailSide, SyncBed};
 use crate::sync_scenarios as sc;
 use crate::tiers::Tier;
 
@@ -76,12 +77,14 @@ fn pump(from: TcpStream, mut to: TcpStream, rw: Rewrite) {
             break;
         }
         let mut left = literal_len(&line).unwrap_or(0);
+        // A rewrite that removed the literal's announcement drops its data too.
+        let drop = literal_len(&out).is_none();
         while left > 0 {
             let n = match r.read(&mut buf[..left.min(64 * 1024)]) {
                 Ok(0) | Err(_) => 0,
                 Ok(n) => n,
             };
-            if n == 0 || to.write_all(&buf[..n]).is_err() {
+            if n == 0 || (!drop && to.write_all(&buf[..n]).is_err()) {
                 left = 0;
                 break;
             }
@@ -228,4 +231,39 @@ fn internaldate_nil() {
         }
     });
     scenarios(|| bed_through(same(), to_client.clone()));
+}
+
+/// `BODY[] NIL` for every message (Exchange, for messages it cannot convert:
+/// <https://github.com/imapsync/imapsync/issues/79>): nothing is copied (never an empty
+/// message), the run says so, and once the server delivers them they are copied once.
+#[test]
+fn body_nil_is_not_copied_as_an_empty_message() {
+    let broken = Arc::new(AtomicBool::new(true));
+    let is_broken = broken.clone();
+    let body = re(r"BODY\[\] \{[0-9]+\}\r\n$");
+    let to_client: Rewrite = Arc::new(move |l: &str| {
+        if is_broken.load(Ordering::SeqCst) && l.starts_with("* ") && body.is_match(l) {
+            // The literal's data is dropped by the relay; its `)` line follows.
+            body.replace(l, "BODY[] NIL").into_owned()
+        } else {
+            l.to_string()
+        }
+    });
+    let (bed, _relay) = bed_through(same(), to_client);
+    let m = twinbox::testbed::sample_messages(241, 4);
+    bed.local.seed("INBOX", &m, &["\\Seen"]).expect("seed");
+    let first = bed.run();
+    assert_eq!(first.summary().to_remote, 0, "{first}");
+    assert!(first.stderr.contains("no content"), "{first}");
+    assert!(
+        bed.remote.messages("INBOX").unwrap_or_default().is_empty(),
+        "something was stored on the remote side"
+    );
+    broken.store(false, Ordering::SeqCst);
+    let second = bed.sync();
+    assert_eq!(second.summary().to_remote, 4, "{second}");
+    let snap = bed.assert_converged();
+    let mut want: Vec<_> = m.iter().map(|x| msg(x, &["\\Seen"])).collect();
+    want.sort();
+    assert_eq!(snap["INBOX"], want);
 }

@@ -138,7 +138,9 @@ impl ImapStore {
                 None,
                 false,
                 &mut |m| {
-                    // `N:*` also returns the last message when N is past it: filter.
+                    // `N:*` also returns the last message when N is past it (RFC 3501
+                    // 6.4.8), and Office 365 has been seen answering `1620:*` with UID
+                    // 1619 (https://github.com/mjs/imapclient/issues/441): filter.
                     if m.uid >= from_uid {
                         out.push(NewMessage {
                             uid: m.uid,
@@ -549,9 +551,14 @@ impl Store for ImapStore {
             ..Default::default()
         };
         let mut err = None;
+        let mut missing: HashSet<u32> = uids.iter().copied().collect();
         self.session
             .uid_fetch(&uid_set(uids), items, None, false, &mut |m| {
-                if let Some(data) = m.body {
+                // No content (`BODY[] NIL`, or no FETCH at all: Exchange does both for a
+                // message it cannot convert, https://github.com/OfflineIMAP/offlineimap/issues/62)
+                // is never stored as an empty message: the copy stays pending.
+                if let Some(data) = m.body.filter(|d| !d.is_empty()) {
+                    missing.remove(&m.uid);
                     if err.is_none() {
                         if let Err(e) = sink(Body {
                             uid: m.uid,
@@ -565,6 +572,15 @@ impl Store for ImapStore {
                 Ok(())
             })
             .await?;
+        if !missing.is_empty() {
+            let mut v: Vec<u32> = missing.into_iter().collect();
+            v.sort_unstable();
+            tracing::warn!(
+                "{}: the server returned no content for UID {} (expunged meanwhile, or a message it cannot deliver): not copied this run",
+                self.label,
+                uid_set(&v)
+            );
+        }
         match err {
             Some(e) => Err(e),
             None => Ok(()),
