@@ -205,6 +205,21 @@ fn namespaces_dovecot_prefixed_inbox_namespace() {
     };
     let bed = SyncBed::new(plain_remote(), side);
     scenario(&bed, "INBOX.", '.');
+
+    // An offlineimap-era nametrans that adds the prefix itself is refused with a hint.
+    let text = std::fs::read_to_string(bed.config_path()).expect("config");
+    let text = text.replace(
+        "[Repository Remote]\n",
+        "[Repository Remote]\nnametrans = s/^INBOX$/INBOX/q, s/^/INBOX./\n",
+    );
+    std::fs::write(bed.config_path(), text).expect("config");
+    let r = bed.run();
+    assert!(!r.ok(), "{r}");
+    assert!(
+        r.stderr
+            .contains("namespace prefix \"INBOX.\" is already trimmed"),
+        "{r}"
+    );
     drop(dv);
 }
 
