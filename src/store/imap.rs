@@ -127,33 +127,12 @@ impl Store for ImapStore {
     }
 
     async fn list(&mut self) -> anyhow::Result<Vec<MailboxInfo>> {
-        let mut list = if self.root.root.is_empty() {
-            self.session.list("", "*", true).await?
-        } else {
-            // Only the root's subtree (a `reference` on a server listing a whole home
-            // directory), plus INBOX, which lives outside it.
-            let pattern = format!("{}*", self.root.root);
-            let mut l = self.session.list("", &pattern, true).await?;
-            if !l.iter().any(|m| m.name.eq_ignore_ascii_case("INBOX")) {
-                l.extend(self.session.list("", "INBOX", true).await?);
-            }
-            l
-        };
-        if self.root.choice.other || self.root.choice.shared {
-            let mut seen: HashSet<Vec<u8>> = list.iter().map(|m| m.raw.clone()).collect();
-            let ns = &self.root.namespaces;
-            let mut extra = Vec::new();
-            if self.root.choice.other {
-                extra.extend(ns.other.iter().map(|e| e.prefix.clone()));
-            }
-            if self.root.choice.shared {
-                extra.extend(ns.shared.iter().map(|e| e.prefix.clone()));
-            }
-            for prefix in extra.into_iter().filter(|p| !p.is_empty()) {
-                for m in self.session.list("", &format!("{prefix}*"), true).await? {
-                    if seen.insert(m.raw.clone()) {
-                        list.push(m);
-                    }
+        let mut list = Vec::new();
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        for pattern in self.root.list_patterns() {
+            for m in self.session.list("", &pattern, true).await? {
+                if seen.insert(m.raw.clone()) {
+                    list.push(m);
                 }
             }
         }

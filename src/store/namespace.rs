@@ -125,6 +125,31 @@ impl FolderRoot {
         format!("{}{relative}", self.root)
     }
 
+    /// The LIST patterns (reference `""`) that cover what is synced, in as few commands as
+    /// possible: `*` when the root is empty, `INBOX*` for an `INBOX.` root (INBOX and its
+    /// subtree in one command, without other users' folders), else the root's subtree and
+    /// INBOX; plus the chosen other namespaces.
+    pub fn list_patterns(&self) -> Vec<String> {
+        let ns = &self.namespaces;
+        let mut extra: Vec<&str> = Vec::new();
+        if self.choice.other {
+            extra.extend(ns.other.iter().map(|e| e.prefix.as_str()));
+        }
+        if self.choice.shared {
+            extra.extend(ns.shared.iter().map(|e| e.prefix.as_str()));
+        }
+        if self.root.is_empty() || extra.iter().any(|p| p.is_empty()) {
+            return vec!["*".to_string()];
+        }
+        let mut v = if self.root.len() >= 5 && self.root[..5].eq_ignore_ascii_case("INBOX") {
+            vec!["INBOX*".to_string()]
+        } else {
+            vec![format!("{}*", self.root), "INBOX".to_string()]
+        };
+        v.extend(extra.iter().map(|p| format!("{p}*")));
+        v
+    }
+
     /// Lines for `--info` and `probe`.
     pub fn describe(&self) -> Vec<String> {
         let mut v = vec![format!("namespaces: {}", self.namespaces.describe())];
@@ -247,6 +272,22 @@ mod tests {
         assert_eq!(a.root, "INBOX.Archive.");
         assert_eq!(b.root, "INBOX.Archive.");
         assert_eq!(a.to_relative("INBOX.Archive.2020").as_deref(), Some("2020"));
+    }
+
+    #[test]
+    fn list_patterns_take_one_command_where_possible() {
+        let p = |n: Namespaces, r: Option<&str>, c: &str| {
+            FolderRoot::new(n, r, NamespaceChoice::parse(c).unwrap()).list_patterns()
+        };
+        let cyrus = ns(&[("INBOX.", '.')], &[("user.", '.')], &[("", '.')]);
+        assert_eq!(p(cyrus.clone(), None, ""), ["INBOX*"]);
+        assert_eq!(p(cyrus, None, "shared"), ["*"]);
+        let plain = ns(&[("", '/')], &[], &[("shared/", '/')]);
+        assert_eq!(p(plain.clone(), None, ""), ["*"]);
+        assert_eq!(
+            p(plain, Some("Mail"), "shared"),
+            ["Mail/*", "INBOX", "shared/*"]
+        );
     }
 
     #[test]
