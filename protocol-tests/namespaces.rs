@@ -241,6 +241,8 @@ fn namespaces_cyrus_without_altnamespace() {
     // both spellings named, the others go on.
     let m = sample_messages(1203, 2);
     bed.remote.seed("v1.2", &m[..1], &[]).expect("seed");
+    // ... and a character it rejects (dovecot takes it).
+    bed.remote.seed("Bang!", &m[..1], &[]).expect("seed");
     bed.remote.seed("Lists/rust", &m[1..], &[]).expect("seed");
     let r = bed.run();
     assert!(!r.ok(), "the uncreatable folder must be reported:\n{r}");
@@ -248,6 +250,11 @@ fn namespaces_cyrus_without_altnamespace() {
     assert!(
         all.contains("\"v1.2\" on the remote side") && all.contains("\"INBOX.v1.2\""),
         "the message names the folder on both sides:\n{r}"
+    );
+    assert!(
+        all.contains("\"Bang!\" (on the server \"INBOX.Bang!\")")
+            && all.contains("Invalid mailbox name"),
+        "the refusal names both spellings and the server's reason:\n{r}"
     );
     let snap = bed.local.snapshot().expect("snapshot");
     assert_eq!(
