@@ -126,12 +126,16 @@ fn scenario(bed: &SyncBed<NsSide>, prefix: &str, sep: char) {
         .seed("New/Remote", &b[4..5], &["\\Draft"])
         .expect("seed");
     remote.seed("Lists/rust", &b[5..6], &[]).expect("seed");
+    local.expunge("Lists/rust", &sha(&a[2])).expect("expunge");
+    remote.expunge("Привет", &sha(&b[3])).expect("expunge");
     let r = bed.sync();
     assert_eq!((r.summary().to_local, r.summary().to_remote), (2, 1), "{r}");
+    assert_eq!(r.summary().expunged, 2, "{r}");
     let snap = assert_converged(bed);
     assert_eq!(snap["New/Local"], vec![msg(&a[5], &[])]);
     assert_eq!(snap["New/Remote"], vec![msg(&b[4], &["\\Draft"])]);
-    assert_eq!(snap["Lists/rust"].len(), 3);
+    assert_eq!(snap["Lists/rust"].len(), 2);
+    assert!(snap["Привет"].is_empty());
     let names = local.server_names().expect("list");
     assert!(
         names.contains(&format!("{prefix}New{sep}Remote")),
@@ -259,7 +263,7 @@ fn namespaces_cyrus_without_altnamespace() {
     let snap = bed.local.snapshot().expect("snapshot");
     assert_eq!(
         snap["Lists/rust"].len(),
-        4,
+        3,
         "the run went on: {}",
         render(&snap)
     );

@@ -215,14 +215,20 @@ impl Store for ImapStore {
             .select(&raw, read_only, qparams.as_ref())
             .await
             .with_context(|| format!("cannot open mailbox {}", self.spell(name)))?;
-        self.opened = Some(raw);
+        self.opened = Some(raw.clone());
         let uidvalidity = info
             .uidvalidity
             .ok_or_else(|| anyhow::anyhow!("the server sent no UIDVALIDITY for {name:?}"))?;
+        // Courier-IMAP sends no UIDNEXT on SELECT; without it every run would re-read the
+        // whole mailbox as new and never see a deletion. STATUS has it.
+        let uidnext = match info.uidnext {
+            Some(u) => u,
+            None => self.session.status(&raw).await?.uidnext.unwrap_or(0),
+        };
         let mut scan = Scan {
             status: SideState {
                 uidvalidity,
-                uidnext: info.uidnext.unwrap_or(0),
+                uidnext,
                 highestmodseq: info.highestmodseq.unwrap_or(0),
                 messages: info.exists,
             },
