@@ -212,3 +212,72 @@ fn info_shows_repositories_capabilities_and_translated_folders() {
     assert!(!bed.meta().exists());
     assert!(bed.dv.mailboxes("bob").expect("mailboxes").len() <= 1);
 }
+
+#[test]
+fn rename_and_delete_with_a_maildir_local_side() {
+    let bed = Bed::new();
+    bed.dv
+        .seed_mailbox(
+            "alice",
+            "Projects/old",
+            &sample_messages(17, 3),
+            &["\\Seen"],
+        )
+        .expect("seed");
+    bed.dv
+        .seed_mailbox("alice", "Projects/old/sub", &sample_messages(18, 1), &[])
+        .expect("seed");
+    let mail = bed.home.path().join("Mail");
+    bed.write_raw(&format!(
+        "[general]\nmetadata = {}\n\n[Account T]\nlocalrepository = Local\nremoterepository = Remote\n\n[Repository Local]\ntype = Maildir\nlocalfolders = {}\n\n{}",
+        bed.meta().display(),
+        mail.display(),
+        bed.repo("Remote", "alice", "")
+    ));
+    expect_code(&bed.run(&[]), 0);
+    let count = |dir: &std::path::Path| {
+        ["cur", "new"]
+            .iter()
+            .map(|s| {
+                std::fs::read_dir(dir.join(s))
+                    .map(|d| d.count())
+                    .unwrap_or(0)
+            })
+            .sum::<usize>()
+    };
+    assert_eq!(count(&mail.join("Projects/old")), 3);
+    assert_eq!(count(&mail.join("Projects/old/sub")), 1);
+
+    let o = bed.run(&["rename", "Projects/old", "Archive/2024"]);
+    expect_code(&o, 0);
+    assert!(!mail.join("Projects/old/cur").exists(), "{}", text(&o));
+    assert_eq!(count(&mail.join("Archive/2024")), 3);
+    assert_eq!(
+        count(&mail.join("Archive/2024/sub")),
+        1,
+        "subfolders move along"
+    );
+    let remote = bed.dv.mailboxes("alice").expect("mailboxes");
+    assert!(remote.iter().any(|m| m == "Archive/2024/sub"), "{remote:?}");
+    // Nothing is copied again, and the state agrees with both sides.
+    let o = bed.run(&[]);
+    expect_code(&o, 0);
+    assert!(
+        stdout(&o).contains("copied 0 to local / 0 to remote"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(count(&mail.join("Archive/2024")), 3);
+    expect_code(&bed.run(&["check"]), 0);
+
+    let o = bed.run(&["delete", "Archive/2024", "--yes"]);
+    expect_code(&o, 0);
+    assert!(!mail.join("Archive/2024/cur").exists(), "{}", text(&o));
+    assert_eq!(
+        count(&mail.join("Archive/2024/sub")),
+        1,
+        "the subfolder stays"
+    );
+    expect_code(&bed.run(&[]), 0);
+    assert!(!mail.join("Archive/2024/cur").exists(), "not recreated");
+}

@@ -217,9 +217,14 @@ fn hooks_run_with_the_account_and_a_failing_presynchook_skips_it() {
     assert_eq!(got, "pre T Remote\npost T ok\n");
     assert_eq!(bed.snapshot("bob", "INBOX").len(), 2);
 
-    // A dry run runs no hook.
+    // A dry run runs no hook, and says it would.
     let o = bed.run(&["--dry-run"]);
     expect_code(&o, 0);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("would run presynchook `echo"),
+        "{}",
+        text(&o)
+    );
     assert_eq!(std::fs::read_to_string(&log).expect("hook log"), got);
 
     // A failing presynchook skips the account with a clear error.
@@ -348,6 +353,11 @@ fn dry_run_lists_everything_and_changes_nothing() {
         "{}",
         text(&o)
     );
+    let nf = format!(
+        "New folder: copy 1 message(s), {} bytes, remote -> local",
+        message("nf", 400).len()
+    );
+    assert!(out.contains(&nf), "{nf}\n{}", text(&o));
     assert!(
         out.contains("INBOX: copy 1 message(s)") && out.contains("remote -> local"),
         "{}",
@@ -388,4 +398,79 @@ fn dry_run_lists_everything_and_changes_nothing() {
         "no metadata directory after a dry run"
     );
     assert!(bed2.snapshot("bob", "INBOX").is_empty());
+}
+
+#[test]
+fn createfolders_no_keeps_new_folders_off_that_side() {
+    let bed = Bed::new();
+    bed.dv
+        .seed_mailbox("alice", "INBOX", &[message("in", 300)], &[])
+        .expect("seed");
+    bed.dv
+        .seed_mailbox("alice", "Remote only", &[message("ro", 300)], &[])
+        .expect("seed");
+    bed.dv
+        .seed_mailbox("bob", "Local only", &[message("lo", 300)], &[])
+        .expect("seed");
+    bed.write_conf("", "createfolders = no", "");
+    let o = bed.run(&[]);
+    expect_code(&o, 0);
+    let bob = bed.dv.mailboxes("bob").expect("mailboxes");
+    assert!(
+        !bob.iter().any(|m| m == "Remote only"),
+        "{bob:?}\n{}",
+        text(&o)
+    );
+    let alice = bed.dv.mailboxes("alice").expect("mailboxes");
+    assert!(
+        alice.iter().any(|m| m == "Local only"),
+        "the other side still gets folders"
+    );
+    assert_eq!(bed.snapshot("bob", "INBOX"), bed.snapshot("alice", "INBOX"));
+}
+
+#[test]
+fn dry_run_with_a_maildir_local_side_changes_nothing() {
+    let bed = Bed::new();
+    bed.dv
+        .seed_mailbox("alice", "INBOX", &sample_messages(9, 3), &[])
+        .expect("seed");
+    let mail = bed.home.path().join("Mail");
+    bed.write_raw(&format!(
+        "[general]\nmetadata = {}\n\n[Account T]\nlocalrepository = Local\nremoterepository = Remote\n\n[Repository Local]\ntype = Maildir\nlocalfolders = {}\n\n{}",
+        bed.meta().display(),
+        mail.display(),
+        bed.repo("Remote", "alice", "")
+    ));
+    // Before any sync: no state, no Maildir, no UID map appear.
+    let o = bed.run(&["--dry-run"]);
+    expect_code(&o, 0);
+    assert!(!bed.meta().exists(), "{}", text(&o));
+    assert!(!mail.exists(), "{}", text(&o));
+
+    expect_code(&bed.run(&[]), 0);
+    // A message delivered locally (the map does not know it yet) and one remotely.
+    let inbox = mail.join("INBOX");
+    std::fs::write(
+        inbox.join("new/1700000000.M1P1.host"),
+        message("local-new", 700),
+    )
+    .expect("deliver");
+    bed.dv
+        .append("alice", "INBOX", &message("remote-new", 800), &[])
+        .expect("append");
+    let before = (files(&mail, false), files(&bed.meta(), false));
+    let o = bed.run(&["--dry-run"]);
+    expect_code(&o, 0);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("INBOX: copy 1 message(s)"), "{}", text(&o));
+    assert_eq!(
+        (files(&mail, false), files(&bed.meta(), false)),
+        before,
+        "Maildir, state and UID map byte-identical\n{}",
+        text(&o)
+    );
+    // And the real sync afterwards does both copies.
+    expect_code(&bed.run(&[]), 0);
+    assert_eq!(bed.snapshot("alice", "INBOX").len(), 5);
 }

@@ -290,10 +290,11 @@ async fn imap_oversize_literals_fail_the_message_cleanly() {
         .unwrap_or_else(|e| panic!("{e:#}"));
     let peak_before = vm_peak_kib();
     let err = fetch_one(&mut s).await.expect_err("4 GiB literal");
-    // Not even reserved: the process's peak address space did not grow by gigabytes
-    // (other tests running meanwhile use far less than the 2 GiB allowed here).
+    // Not even reserved: the process's peak address space did not grow by the 4 GiB
+    // announced (other tests in the process, with their threads' stacks and malloc arenas,
+    // add far less than the 3 GiB allowed here in that moment).
     let grown = vm_peak_kib().saturating_sub(peak_before);
-    assert!(grown < 2 << 20, "VmPeak grew by {grown} KiB");
+    assert!(grown < 3 << 20, "VmPeak grew by {grown} KiB");
     let text = err.to_string();
     assert!(
         matches!(
@@ -390,5 +391,29 @@ async fn imap_bye_and_silent_server_give_clear_errors() {
     let err = s.noop().await.expect_err("no answer");
     assert!(matches!(err, ImapError::Timeout(_)), "{err}");
     drop(s);
+    server.wait(WAIT).assert_ok();
+}
+
+/// A completion forged before STARTTLS's OK for a tag the client has not used yet (its
+/// future AUTHENTICATE) is not taken as that command's answer after the upgrade.
+#[tokio::test]
+async fn imap_forged_completion_before_starttls_is_ignored() {
+    let (port, server) = FakeServer::start(vec![
+        Step::line("* OK [CAPABILITY IMAP4rev1 STARTTLS] fake"),
+        Step::expect_cmd("STARTTLS"),
+        Step::raw("T3 OK [CAPABILITY IMAP4rev1 X-FORGED] forged login\r\n"),
+        Step::tagged("OK Begin TLS"),
+        Step::StartTls,
+        Step::expect_cmd("CAPABILITY"),
+        Step::line("* CAPABILITY IMAP4rev1 AUTH=PLAIN SASL-IR"),
+        Step::tagged("OK done"),
+        Step::expect_cmd("AUTHENTICATE"),
+        Step::tagged("NO [AUTHENTICATIONFAILED] wrong password"),
+        Step::ExpectClosed,
+    ]);
+    let mut o = opts(port, Security::StartTls);
+    o.tls.ca_file = Some(server.ca_cert_path().to_path_buf());
+    let text = refused(&o, "authentication as alice failed").await;
+    assert!(text.contains("wrong password"), "{text}");
     server.wait(WAIT).assert_ok();
 }

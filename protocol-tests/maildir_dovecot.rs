@@ -2,7 +2,9 @@
 //! bob's Maildir, run as the Maildir's owner since the tests run as root), and the
 //! cross-checks between the native engine and dovecot on the same Maildir.
 
-use super::maildir_bed::{copied, Bed, Engine, LOCAL};
+use twinbox::testbed::sample_messages;
+
+use super::maildir_bed::{copied, Bed, Engine, LOCAL, REMOTE};
 use super::maildir_native::seed;
 
 fn first_sync(sep: char) {
@@ -27,4 +29,69 @@ fn maildir_dovecot_first_sync_nested() {
 #[test]
 fn maildir_dovecot_first_sync_maildirplusplus() {
     first_sync('.');
+}
+
+/// What dovecot shows of a Maildir twinbox wrote natively is what the remote has,
+/// keywords included; switching the same Maildir to the dovecot engine then finds
+/// everything in place (re-matched, nothing copied), and back.
+#[test]
+fn maildir_native_written_maildir_read_by_dovecot() {
+    let bed = Bed::new(Engine::Native, '/');
+    let folders = seed(&bed, '/');
+    let names: Vec<&str> = folders.iter().map(String::as_str).collect();
+    bed.dv
+        .add_flags(REMOTE, "INBOX", 3, &["$Important", "Project-X", "\\Draft"])
+        .expect("flags");
+    bed.sync();
+    bed.assert_same(&names);
+    let kw = std::fs::read_to_string(bed.maildir.join("dovecot-keywords")).expect("keywords");
+    assert!(kw.contains("Project-X") && kw.contains("$Label1"), "{kw}");
+    // Switch engines on the same Maildir.
+    let conf = std::fs::read_to_string(&bed.conf).expect("conf");
+    std::fs::write(
+        &bed.conf,
+        conf.replace("maildir_engine = native", "maildir_engine = dovecot"),
+    )
+    .expect("conf");
+    let out = bed.sync();
+    assert_eq!(copied(&out), (0, 0), "{out}");
+    bed.assert_same(&names);
+    // A change through dovecot, then back to the native engine.
+    bed.dv
+        .add_flags(LOCAL, "INBOX", 1, &["\\Flagged"])
+        .expect("flags");
+    bed.fix_owner();
+    std::fs::write(&bed.conf, conf).expect("conf");
+    let out = bed.sync();
+    assert_eq!(copied(&out), (0, 0), "{out}");
+    bed.assert_same(&names);
+}
+
+/// A Maildir folder has 26 keyword letters. Past them, keywords live in twinbox's map
+/// only: the remote keeps all of them and nothing flip-flops between runs.
+#[test]
+fn maildir_native_more_than_26_keywords() {
+    let bed = Bed::new(Engine::Native, '/');
+    bed.dv
+        .seed_mailbox(REMOTE, "INBOX", &sample_messages(7, 2), &[])
+        .expect("seed");
+    let many: Vec<String> = (0..30).map(|i| format!("kw{i:02}")).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    bed.dv.add_flags(REMOTE, "INBOX", 1, &refs).expect("flags");
+    let out = bed.sync();
+    assert_eq!(copied(&out), (2, 0), "{out}");
+    let local = bed.messages(LOCAL, "INBOX");
+    let most = local.iter().map(|(_, f)| f.len()).max().unwrap_or(0);
+    assert_eq!(most, 26, "dovecot sees the 26 lettered keywords: {local:?}");
+    // A flag change elsewhere on the message; the 4 unlettered keywords stay.
+    bed.dv
+        .add_flags(REMOTE, "INBOX", 1, &["\\Seen"])
+        .expect("flags");
+    let out = bed.sync();
+    assert!(out.contains("1 flag changes"), "{out}");
+    let remote = bed.messages(REMOTE, "INBOX");
+    assert!(remote.iter().any(|(_, f)| f.len() == 31), "{remote:?}");
+    let out = bed.sync();
+    assert!(out.contains("0 flag changes"), "{out}");
+    assert_eq!(copied(&out), (0, 0), "{out}");
 }

@@ -266,27 +266,81 @@ fn maildir_native_interrupted_at_every_step() {
     assert_eq!(bed.messages(LOCAL, "Entwürfe").len(), 6);
 }
 
+/// A summary of the state and UID map, for failure messages.
+fn dump(bed: &Bed) -> String {
+    let meta = bed.dir.path().join("meta");
+    let q = |db: &str, sql: &str| {
+        let out = std::process::Command::new("sqlite3")
+            .arg(meta.join(db))
+            .arg(sql)
+            .output();
+        match out {
+            Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+            Err(e) => format!("(sqlite3: {e})"),
+        }
+    };
+    format!(
+        "state: {} | pending: {} | map: {} | remote: {}\n",
+        q("T.db", "SELECT count(*), min(l_uid), max(l_uid), min(r_uid), max(r_uid) FROM message;").trim(),
+        q("T.db", "SELECT count(*), min(pending_since), max(pending_since), min(l_uid), max(l_uid), min(r_uid), max(r_uid) FROM message WHERE l_uid IS NULL OR r_uid IS NULL;").trim(),
+        q("T.Local.uids.db", "SELECT uidvalidity, uidnext, modseq, messages FROM folder;").trim(),
+        bed.dv.mailbox_status(REMOTE, "INBOX").map(|s| format!("{s:?}")).unwrap_or_default()
+    )
+}
+
 #[test]
 fn maildir_native_survives_kill_9() {
     let bed = Bed::new(Engine::Native, '/');
     let dv = &bed.dv;
-    dv.seed_mailbox(REMOTE, "INBOX", &sample_messages(40, 300), &[])
+    // Mail flows to the Maildir only, so the kills land in the native writer. (Killing
+    // a run that uploads to IMAP is another matter: the server may still execute an
+    // APPEND the dead client had fully sent, after the next run has re-sent it.)
+    dv.seed_mailbox(REMOTE, "INBOX", &sample_messages(40, 400), &[])
         .expect("seed");
-    dv.seed_mailbox(LOCAL, "INBOX", &sample_messages(41, 100), &[])
-        .expect("seed");
-    bed.fix_owner();
-    // Kill runs at different moments; each later run resumes.
-    for delay_ms in [30u64, 80, 150, 250, 400] {
-        let mut child = bed.command().spawn().expect("spawn");
+    for uid in (1..=400).step_by(25) {
+        dv.add_flags(REMOTE, "INBOX", uid, &["\\Seen", "$Label2"])
+            .expect("flags");
+    }
+    // Kill runs at different moments; each later run resumes. Every run's log is kept
+    // for the failure message.
+    let mut logs = String::new();
+    for (i, delay_ms) in [30u64, 80, 150, 250, 400, 60, 120].into_iter().enumerate() {
+        let log = bed.dir.path().join(format!("kill{i}.log"));
+        let mut child = bed
+            .command()
+            .stdout(std::fs::File::create(&log).expect("log"))
+            .stderr(std::fs::File::create(log.with_extension("err")).expect("log"))
+            .spawn()
+            .expect("spawn");
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         bed.fix_owner();
+        for l in [log.clone(), log.with_extension("err")] {
+            let text = std::fs::read_to_string(&l).unwrap_or_default();
+            let keep: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.contains("recognised as a copy"))
+                .collect();
+            logs.push_str(&format!(
+                "--- run {i} (killed at {delay_ms} ms)\n{}\n",
+                keep.join("\n")
+            ));
+        }
+        logs.push_str(&dump(&bed));
     }
     let first = bed.sync();
-    eprintln!("after kills: {first}");
     let out = bed.sync();
-    assert_eq!(copied(&out), (0, 0), "{out}");
+    assert_eq!(
+        copied(&out),
+        (0, 0),
+        "{logs}\n--- first clean run:\n{first}\n--- second:\n{out}"
+    );
+    let n = [LOCAL, REMOTE].map(|u| bed.messages(u, "INBOX").len());
+    assert_eq!(
+        n,
+        [400, 400],
+        "{logs}\n--- first clean run:\n{first}\n--- second:\n{out}"
+    );
     bed.assert_same(&["INBOX"]);
-    assert_eq!(bed.messages(LOCAL, "INBOX").len(), 400);
 }

@@ -11,14 +11,14 @@ use crate::support::sync::{msg, sha, ImapSide, MailSide, Msg, Snapshot, SyncBed}
 use twinbox::testbed::sample_messages;
 
 /// The messages of [`prepare`].
-struct Traffic {
-    inbox: Vec<Vec<u8>>,
-    work: Vec<Vec<u8>>,
+pub(crate) struct Traffic {
+    pub(crate) inbox: Vec<Vec<u8>>,
+    pub(crate) work: Vec<Vec<u8>>,
 }
 
 /// A synced account, then changes on both sides: new mail (and a new nested mailbox),
 /// flag changes (one conflicting), expunges.
-fn prepare(bed: &SyncBed<ImapSide>) -> Traffic {
+pub(crate) fn prepare(bed: &SyncBed<ImapSide>) -> Traffic {
     let (l, r): (&dyn MailSide, &dyn MailSide) = (&bed.local, &bed.remote);
     let inbox = sample_messages(101, 6);
     let work = sample_messages(102, 4);
@@ -51,7 +51,7 @@ fn prepare(bed: &SyncBed<ImapSide>) -> Traffic {
 }
 
 /// The outcome of an uninterrupted sync of [`prepare`]'s traffic.
-fn reference() -> Snapshot {
+pub(crate) fn reference() -> Snapshot {
     let bed = SyncBed::imap();
     prepare(&bed);
     let run = bed.run_with(&["-1"], &[]);

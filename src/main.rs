@@ -1,6 +1,6 @@
 //! The `twinbox` command.
 
 fn main() {
-    let args: twinbox::cli::Args = argh::from_env();
+    let args = twinbox::cli::args_from_env();
     std::process::exit(twinbox::cli::run(args));
 }

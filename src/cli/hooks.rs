@@ -88,19 +88,25 @@ pub async fn sync_with_hooks(
     let hooks = hooks.unwrap_or(&empty);
     let dry = spec.options.dry_run;
     if let Some(pre) = &hooks.pre {
-        if dry {
-            println!("would run presynchook `{pre}`");
-        } else {
+        if !dry {
             run_hook("presynchook", pre, &hooks.env, &[])
                 .await
                 .context("account skipped")?;
         }
     }
-    let res = sync_account(spec).await;
+    let mut res = sync_account(spec).await;
+    if dry {
+        if let Ok(r) = &mut res {
+            let hooks = [("presynchook", &hooks.pre), ("postsynchook", &hooks.post)];
+            for (which, h) in hooks {
+                if let Some(h) = h {
+                    r.planned.push(format!("run {which} `{h}`"));
+                }
+            }
+        }
+    }
     if let Some(post) = &hooks.post {
-        if dry {
-            println!("would run postsynchook `{post}`");
-        } else {
+        if !dry {
             let status = match &res {
                 Ok(r) if r.failures.is_empty() => "ok",
                 Ok(_) => "partial",

@@ -208,6 +208,18 @@ fn translate_entry(
                 Err(why) => skip(format!("{why}; write it as twinbox rules")),
             };
         }
+        "remotepasseval" => {
+            if let Some(cmd) = import_lambda::passeval_command(value) {
+                return (
+                    format!(
+                        "# from: remotepasseval = {}\n{}",
+                        value.replace('\n', " "),
+                        option_line("remotepasscmd", &no_interp(&cmd))
+                    ),
+                    None,
+                );
+            }
+        }
         "type" if value.eq_ignore_ascii_case("GmailMaildir") => {
             return (
                 format!(
@@ -262,6 +274,19 @@ mod tests {
         let i = translate(src, "offlineimaprc", &env()).expect("translate");
         assert!(i.untranslated.is_empty(), "{:?}", i.untranslated);
         assert!(i.text.contains("nametrans = s/^/INBOX./\n"), "{}", i.text);
+        assert_eq!(i.invalid, None, "{}", i.text);
+    }
+
+    #[test]
+    fn passeval_running_a_command_becomes_remotepasscmd() {
+        let src = "[general]\naccounts = a\n[Account a]\nlocalrepository = l\nremoterepository = r\n[Repository l]\ntype = Maildir\nlocalfolders = ~/Mail\n[Repository r]\ntype = IMAP\nremotehost = h\nremoteuser = u\nremotepasseval = os.popen(\"pass show mail/h\").read().strip()\n";
+        let i = translate(src, "rc", &env()).expect("translate");
+        assert!(i.untranslated.is_empty(), "{:?}", i.untranslated);
+        assert!(
+            i.text.contains("remotepasscmd = pass show mail/h\n"),
+            "{}",
+            i.text
+        );
         assert_eq!(i.invalid, None, "{}", i.text);
     }
 

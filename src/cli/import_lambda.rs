@@ -694,74 +694,65 @@ pub fn nametrans(text: &str) -> Result<Vec<String>, String> {
     Ok(rules)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters() {
-        let t = |s: &str| folderfilter(s).unwrap_or_else(|e| panic!("{s}: {e}"));
-        assert_eq!(t("lambda f: f not in ['Trash', 'Spam']"), "!Trash, !Spam");
-        assert_eq!(
-            t("lambda folder: folder in [\n 'INBOX', 'Drafts', 'Sent', 'archiv']"),
-            "INBOX, Drafts, Sent, archiv"
-        );
-        assert_eq!(
-            t("lambda folder: folder.startswith('MyLabel')"),
-            "re:MyLabel.*"
-        );
-        assert_eq!(
-            t("lambda folder: folder.startswith('[Gmail]/All Mail')"),
-            "'re:\\[Gmail\\]/All Mail.*'"
-        );
-        assert_eq!(
-            t("lambda f: f != 'Junk' and not f.startswith('Old')"),
-            "!Junk, !re:Old.*"
-        );
-        assert_eq!(
-            t("lambda f: f.startswith('Lists') and f not in ['Lists/old']"),
-            "re:Lists.*, !Lists/old"
-        );
-        assert_eq!(
-            t("lambda f: f in ['INBOX'] or re.search('^work', f)"),
-            "INBOX, re:.*(?:^work).*"
-        );
-        assert_eq!(
-            t("lambda accountname, foldername: foldername not in ['Trash']"),
-            "!Trash"
-        );
-        assert_eq!(t("lambda f: True"), "");
-        assert!(folderfilter("lambda f: len(f) < 10").is_err());
-        assert!(folderfilter("my_filter").is_err());
-        assert!(folderfilter("lambda a, f: a == 'x' and f == 'y'").is_err());
+/// A Python `remotepasseval` that only runs a command (`os.popen("CMD").read()`,
+/// `subprocess.check_output(["pass", "show", "x"]).strip()`, `commands.getoutput("CMD")`),
+/// as the command line for `remotepasscmd`.
+pub fn passeval_command(text: &str) -> Option<String> {
+    let mut p = Parser {
+        toks: tokenize(text).ok()?,
+        pos: 0,
+        var: String::new(),
+    };
+    let mut e = p.expr().ok()?;
+    if p.pos != p.toks.len() {
+        return None;
     }
-
-    #[test]
-    fn nametrans_forms() {
-        let t = |s: &str| nametrans(s).unwrap_or_else(|e| panic!("{s}: {e}"));
-        assert_eq!(
-            t("lambda f: re.sub('^INBOX\\.', '', f)"),
-            vec!["s/^INBOX\\.//g"]
-        );
-        assert_eq!(t("lambda x: 'INBOX.' + x"), vec!["s/^/INBOX./"]);
-        assert_eq!(t("lambda f: f.replace('.', '/')"), vec!["s|\\.|/|g"]);
-        assert_eq!(
-            t("lambda folder: folder if folder in ['INBOX', 'Drafts', 'Sent'] \\\n else re.sub(r'^', r'GMX.', folder)"),
-            vec!["s/^INBOX$/INBOX/q", "s/^Drafts$/Drafts/q", "s/^Sent$/Sent/q", "s/^/GMX./g"]
-        );
-        assert_eq!(
-            t("lambda f: re.sub(r'^\\[Gmail\\]/(.*)$', r'gmail.\\1', re.sub('^INBOX$', 'inbox', f))"),
-            vec!["s/^INBOX$/inbox/g", "s|^\\[Gmail\\]/(.*)$|gmail.${1}|g"]
-        );
-        assert_eq!(
-            t("lambda f: 'acc1' if f == 'INBOX' else 'acc1.' + f"),
-            vec!["s/^INBOX$/acc1/q", "s/^/acc1./"]
-        );
-        assert_eq!(
-            t("lambda f: re.sub('^x', 'y', f) if f not in ['INBOX'] else f"),
-            vec!["s/^INBOX$/INBOX/q", "s/^x/y/g"]
-        );
-        assert!(nametrans("oimaptransfolder_acc1").is_err());
-        assert!(nametrans("lambda f: f.lower()").is_err());
+    // Peel `.read()`, `.strip()`, `.decode(...)`, `.rstrip(...)`, `[...]`-free wrappers.
+    while let Expr::Method(inner, m, _) = &e {
+        if !matches!(
+            m.as_str(),
+            "read" | "strip" | "rstrip" | "decode" | "splitlines"
+        ) {
+            return None;
+        }
+        e = (**inner).clone();
+    }
+    let Expr::Call(f, args) = e else { return None };
+    let shell_quote = |w: &str| {
+        if !w.is_empty()
+            && w.chars()
+                .all(|c| c.is_alphanumeric() || "-_./=:@+%,".contains(c))
+        {
+            w.to_string()
+        } else {
+            format!("'{}'", w.replace('\'', "'\\''"))
+        }
+    };
+    match (f.as_str(), args.first()?) {
+        ("os.popen" | "commands.getoutput" | "subprocess.getoutput", Expr::Str(cmd)) => {
+            Some(cmd.clone())
+        }
+        ("subprocess.check_output" | "subprocess.run", Expr::Str(cmd))
+            if args.iter().any(
+                |a| matches!(a, Expr::Kw(k, v) if k == "shell" && **v == Expr::Name("True".into())),
+            ) =>
+        {
+            Some(cmd.clone())
+        }
+        ("subprocess.check_output", Expr::List(items)) => {
+            let words = strs(items)?;
+            Some(
+                words
+                    .iter()
+                    .map(|w| shell_quote(w))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )
+        }
+        _ => None,
     }
 }
+
+#[cfg(test)]
+#[path = "import_lambda_tests.rs"]
+mod tests;

@@ -80,6 +80,39 @@ pub enum Command {
     ImportConfig(import::ImportArgs),
 }
 
+/// Parses the process's arguments (`-h` is taken for `--help`, as offlineimap has it).
+/// On `--help` prints the help and exits 0; on a usage error prints it and exits 2.
+pub fn args_from_env() -> Args {
+    let argv: Vec<String> = std::env::args().collect();
+    let cmd = argv
+        .first()
+        .map(|p| {
+            std::path::Path::new(p)
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| p.clone())
+        })
+        .unwrap_or_else(|| "twinbox".to_string());
+    let rest: Vec<&str> = argv
+        .iter()
+        .skip(1)
+        .map(|a| if a == "-h" { "--help" } else { a.as_str() })
+        .collect();
+    match Args::from_args(&[&cmd], &rest) {
+        Ok(a) => a,
+        Err(e) => match e.status {
+            Ok(()) => {
+                println!("{}", e.output);
+                std::process::exit(0)
+            }
+            Err(()) => {
+                eprintln!("{}", e.output);
+                std::process::exit(2)
+            }
+        },
+    }
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn run(args: Args) -> i32 {
     if args.version {
@@ -89,7 +122,13 @@ pub fn run(args: Args) -> i32 {
     if args.command.is_none() && !args.info {
         return sync_command(&args);
     }
-    if let Err(e) = logging::init(args.debug.as_deref(), args.logfile.as_deref()) {
+    // Subcommands print their own results: log lines only for warnings, or to a log file.
+    let base = if args.logfile.is_some() {
+        "warn,twinbox=info"
+    } else {
+        "warn"
+    };
+    if let Err(e) = logging::init_with(args.debug.as_deref(), args.logfile.as_deref(), base) {
         eprintln!("twinbox: {e:#}");
         return 2;
     }

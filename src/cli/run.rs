@@ -17,7 +17,7 @@ use crate::imap::{self, Compression, ConnectOptions, Endpoint, Password};
 use crate::store::ScanMode;
 use crate::sync::names::FolderRules;
 use crate::sync::plan::Policy;
-use crate::sync::{AccountReport, AccountSpec, SideSpec, StoreSpec, SyncOptions};
+use crate::sync::{AccountSpec, SideSpec, StoreSpec, SyncOptions};
 
 /// What the command line asks of a run.
 #[derive(Debug, Clone, Default)]
@@ -68,7 +68,11 @@ impl FolderRules for FolderMapping {
 pub fn load_config(opts: &RunOptions) -> anyhow::Result<Config> {
     let env = config::Env::from_process();
     let path = config::default_config_path(opts.config.as_deref(), &env)?;
-    Ok(Config::load(&path, &opts.overrides)?)
+    let cfg = Config::load(&path, &opts.overrides)?;
+    for w in &cfg.inert {
+        eprintln!("twinbox: warning: {w}");
+    }
+    Ok(cfg)
 }
 
 fn connect_options(
@@ -116,6 +120,7 @@ fn connect_options(
         Some(false) => Compression::Never,
     };
     o.max_message_size = u32::try_from(r.maxmessagesize).unwrap_or(u32::MAX);
+    o.disabled_capabilities = r.disable_extensions.clone();
     o.reference = r.reference.clone();
     o.namespaces = r.namespaces;
     if let Some(t) = cfg.general.socktimeout {
@@ -145,6 +150,7 @@ fn maildir_store(
     repo: &config::Repository,
     m: &config::MaildirRepository,
     label: String,
+    dry_run: bool,
 ) -> anyhow::Result<StoreSpec> {
     use crate::store::maildir::{dovecot, Inbox, Layout, MaildirOptions};
     let layout = Layout {
@@ -158,12 +164,15 @@ fn maildir_store(
     };
     Ok(match &m.engine {
         config::MaildirEngine::Native => {
+            // One UID map per account and repository: the account's lock guards it.
             let map = cfg
                 .general
                 .metadata
-                .join(format!("Repository-{}.uids.db", repo.name));
+                .join(format!("{}.{}.uids.db", account.name, repo.name));
             let mut o = MaildirOptions::new(layout, map);
             o.fsync = cfg.fsync_for(repo);
+            o.customflags = m.customflags.clone();
+            o.dry_run = dry_run;
             StoreSpec::Maildir(Box::new(o))
         }
         config::MaildirEngine::Dovecot { imap_path } => {
@@ -204,10 +213,15 @@ pub fn account_spec(
                     format!("{}/{which}", account.name),
                 )?))
             }
-            RepositoryKind::Maildir(m) => {
-                maildir_store(cfg, account, repo, m, format!("{}/{which}", account.name))
-                    .with_context(|| format!("[Repository {name}]"))?
-            }
+            RepositoryKind::Maildir(m) => maildir_store(
+                cfg,
+                account,
+                repo,
+                m,
+                format!("{}/{which}", account.name),
+                opts.dry_run,
+            )
+            .with_context(|| format!("[Repository {name}]"))?,
         };
         sides.push(SideSpec {
             store,
@@ -269,17 +283,29 @@ pub fn lock_account(metadata: &Path, account: &str) -> anyhow::Result<AccountLoc
             Ok(AccountLock { _file: file })
         }
         Err(_) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            // The holder writes its pid just after taking the lock: give it a moment.
+            let mut holder = String::new();
+            for _ in 0..10 {
+                holder = std::fs::read_to_string(&path).unwrap_or_default();
+                if !holder.trim().is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let holder = match holder.trim() {
+                "" => "unknown".to_string(),
+                h => h.to_string(),
+            };
             anyhow::bail!(
-                "account {account} is being synced by another twinbox (pid {}); lock file {}",
-                holder.trim(),
+                "account {account} is being synced by another twinbox (pid {holder}); lock file {}",
                 path.display()
             )
         }
     }
 }
 
-/// Runs the sync for the selected accounts; returns the exit status.
+/// Syncs the selected accounts once with the basic UI (the demo's path; the command line
+/// goes through [`crate::daemon::main`], which adds the UI choice, logging and daemon mode).
 pub async fn run(opts: RunOptions) -> i32 {
     let cfg = match load_config(&opts) {
         Ok(c) => c,
@@ -288,94 +314,13 @@ pub async fn run(opts: RunOptions) -> i32 {
             return EXIT_ERROR;
         }
     };
-    let names: Vec<String> = match &opts.accounts {
-        Some(a) => a.clone(),
-        None => cfg.general.accounts.clone(),
+    let mode = crate::daemon::ModeOptions {
+        once: true,
+        ui: None,
+        logfile: None,
+        debug: None,
     };
-    let mut status = EXIT_OK;
-    let mut specs = Vec::new();
-    for name in &names {
-        let Some(account) = cfg.account(name) else {
-            eprintln!("twinbox: no account named {name:?} in the configuration");
-            return EXIT_ERROR;
-        };
-        match account_spec(&cfg, account, &opts) {
-            Ok(s) => specs.push(s),
-            Err(e) => {
-                eprintln!("twinbox: {name}: {e:#}");
-                return EXIT_ERROR;
-            }
-        }
-    }
-    let parallel = if opts.single {
-        1
-    } else {
-        cfg.general.maxsyncaccounts.max(1)
-    };
-    let sem = Arc::new(tokio::sync::Semaphore::new(parallel));
-    let metadata = cfg.general.metadata.clone();
-    let hooks = Arc::new(super::hooks::Hooks::all(&cfg));
-    let mut tasks = Vec::new();
-    for spec in specs {
-        let sem = sem.clone();
-        let metadata = metadata.clone();
-        let hooks = hooks.clone();
-        tasks.push(tokio::spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let _lock = if spec.options.dry_run {
-                None
-            } else {
-                match lock_account(&metadata, &spec.name) {
-                    Ok(l) => Some(l),
-                    Err(e) => return (spec.name.clone(), Err(e)),
-                }
-            };
-            let res = super::hooks::sync_with_hooks(&spec, hooks.get(&spec.name)).await;
-            (spec.name.clone(), res)
-        }));
-    }
-    for t in tasks {
-        let (name, res) = match t.await {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("twinbox: internal error: {e}");
-                status = EXIT_ERROR;
-                continue;
-            }
-        };
-        match res {
-            Ok(report) => {
-                print_report(&report);
-                if !report.failures.is_empty() && status == EXIT_OK {
-                    status = EXIT_PARTIAL;
-                }
-            }
-            Err(e) => {
-                eprintln!("twinbox: {name}: {e:#}");
-                status = EXIT_ERROR;
-            }
-        }
-    }
-    if !opts.dry_run {
-        if let Err(e) = super::mbnames::write(&cfg) {
-            eprintln!("twinbox: {e:#}");
-            status = status.max(EXIT_PARTIAL);
-        }
-    }
-    status
-}
-
-fn print_report(r: &AccountReport) {
-    for n in &r.notices {
-        eprintln!("twinbox: {}: {n}", r.account);
-    }
-    for p in &r.planned {
-        println!("would {p}");
-    }
-    for (m, e) in &r.failures {
-        eprintln!("twinbox: {}: mailbox {m} failed: {e}", r.account);
-    }
-    println!("{}", r.summary());
+    crate::daemon::run(cfg, opts, mode, crate::ui::UiKind::Basic.build()).await
 }
 
 /// Default wait between syncs when none is configured.

@@ -136,11 +136,13 @@ pub fn build(raw: &RawConfig, env: &Env) -> Result<Config, ConfigError> {
         Some(s) => build_mbnames(&reader(s))?,
         None => None,
     };
+    let inert = Config::find_inert(&repositories);
     Ok(Config {
         general,
         accounts,
         repositories,
         mbnames,
+        inert,
     })
 }
 

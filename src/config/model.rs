@@ -24,9 +24,40 @@ pub struct Config {
     pub repositories: BTreeMap<String, Repository>,
     /// `[mbnames]`, when present and enabled.
     pub mbnames: Option<Mbnames>,
+    /// Options accepted for compatibility that have no effect in this build, one line
+    /// each (`[Repository X] reference: ...`), to be shown as warnings.
+    pub inert: Vec<String>,
 }
 
 impl Config {
+    /// Lists the options of `repositories` that are set but have no effect yet.
+    pub(crate) fn find_inert(repositories: &BTreeMap<String, Repository>) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, r) in repositories {
+            let RepositoryKind::Imap(i) = &r.kind else {
+                continue;
+            };
+            let mut note = |opt: &str| {
+                out.push(format!(
+                    "[Repository {name}] {opt}: accepted but not supported yet by this build; it has no effect"
+                ))
+            };
+            if i.reference.is_some() {
+                note("reference");
+            }
+            if i.subscribedonly {
+                note("subscribedonly");
+            }
+            if i.ipv6.is_some() {
+                note("ipv6");
+            }
+            if i.remote_identity.is_some() {
+                note("remote_identity");
+            }
+        }
+        out
+    }
+
     /// The account called `name`.
     pub fn account(&self, name: &str) -> Option<&Account> {
         self.accounts.iter().find(|a| a.name == name)
@@ -231,6 +262,10 @@ pub struct ImapRepository {
     /// `usecompression`: COMPRESS=DEFLATE. `None` (unset): compress over the network but
     /// not over loopback or local tunnels.
     pub compression: Option<bool>,
+    /// `disable_extensions`: capabilities to ignore although the server advertises them
+    /// (a server that breaks them), upper case, e.g. `QRESYNC, CONDSTORE` (mbsync's
+    /// `DisableExtensions`). `-k "Repository NAME:disable_extensions=..."` sets it for one run.
+    pub disable_extensions: Vec<String>,
     /// `maxconnections`: connections used to sync folders in parallel (default 1; IDLE
     /// connections for `idlefolders` come on top).
     pub maxconnections: usize,

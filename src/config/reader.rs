@@ -123,6 +123,7 @@ pub(crate) const IMAP: &[&str] = &[
     "ssh_command",
     "ssh_options",
     "usecompression",
+    "disable_extensions",
     "maxconnections",
     "holdconnectionopen",
     "keepalive",

@@ -355,6 +355,10 @@ fn build_imap(r: &Reader<'_>, gmail: bool) -> Result<ImapRepository, ConfigError
         auth_mechanisms,
         tunnel,
         compression: r.bool("usecompression")?,
+        disable_extensions: r
+            .list("disable_extensions")?
+            .map(|(l, _)| l.iter().map(|c| c.trim().to_ascii_uppercase()).collect())
+            .unwrap_or_default(),
         maxconnections: r
             .number("maxconnections", 1, 64, "a number of connections")?
             .unwrap_or(1) as usize,

@@ -301,8 +301,10 @@ impl Session {
                 "discarded {} bytes the server sent after STARTTLS before the TLS handshake (possible injection)",
                 leftover.len()
             );
-            self.ahead.clear();
         }
+        // Nothing learnt before the upgrade survives it.
+        self.ahead.clear();
+        self.done.clear();
         let stream =
             tokio::time::timeout(self.wire.timeout, transport::tls::wrap(stream, host, tls))
                 .await

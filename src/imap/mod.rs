@@ -7,6 +7,7 @@ pub mod connect;
 pub mod error;
 pub mod mutate;
 pub mod namespace;
+mod quirks;
 pub mod session;
 pub mod transport;
 pub mod types;

@@ -161,6 +161,13 @@ impl Session {
         t
     }
 
+    /// Whether `tag` names a command this session has sent.
+    fn issued(&self, tag: &str) -> bool {
+        tag.strip_prefix('T')
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n >= 1 && n < self.next_tag)
+    }
+
     pub(crate) fn count_command(&self) {
         self.wire
             .counters
@@ -336,7 +343,19 @@ impl Session {
                     if tag.inner() == p.tag {
                         return Ok(c);
                     }
-                    self.done.insert(tag.inner().to_string(), c);
+                    if self.issued(tag.inner()) {
+                        self.done.insert(tag.inner().to_string(), c);
+                    } else {
+                        // A completion for a command not sent yet can only be forged (e.g.
+                        // injected before STARTTLS): it must not answer that command later.
+                        tracing::warn!(
+                            "{}: ignored a completion for tag {} that was never sent: {} {}",
+                            self.wire.label,
+                            tag.inner(),
+                            format!("{:?}", c.kind).to_ascii_uppercase(),
+                            c.text
+                        );
+                    }
                 }
                 Response::Status(Status::Untagged(body)) => sink(Untagged::Status(body))?,
                 Response::Status(Status::Bye(b)) => {
@@ -363,7 +382,8 @@ impl Session {
         self.finish(p, &mut |_| Ok(())).await?.ok(name)
     }
 
-    /// Reads one response with a custom wait (IDLE).
+    /// Reads one response with a custom wait (IDLE). Cancel-safe: dropped while waiting, it
+    /// loses no input, and the next read carries on.
     pub(crate) async fn read_with_wait(
         &mut self,
         wait: Duration,

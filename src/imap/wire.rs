@@ -201,21 +201,15 @@ impl Wire {
         }
         let timeout = wait.unwrap_or(self.timeout);
         let stream = self.stream.as_mut().ok_or(ImapError::Closed)?;
-        let len = self.inbuf.len();
-        self.inbuf.resize(len + CHUNK, 0);
-        let r = tokio::time::timeout(timeout, stream.read(&mut self.inbuf[len..])).await;
+        // `read_buf` appends only what was read: dropping this future at its await (a
+        // `select!` taking another branch) loses nothing, so reads are cancel-safe.
+        self.inbuf.reserve(CHUNK);
+        let r = tokio::time::timeout(timeout, stream.read_buf(&mut self.inbuf)).await;
         let n = match r {
-            Err(_) => {
-                self.inbuf.truncate(len);
-                return Err(ImapError::Timeout("waiting for the server"));
-            }
-            Ok(Err(e)) => {
-                self.inbuf.truncate(len);
-                return Err(ImapError::Io(e));
-            }
+            Err(_) => return Err(ImapError::Timeout("waiting for the server")),
+            Ok(Err(e)) => return Err(ImapError::Io(e)),
             Ok(Ok(n)) => n,
         };
-        self.inbuf.truncate(len + n);
         if n == 0 {
             return Err(match self.oversize {
                 Some(size) => ImapError::TooLarge {
@@ -300,9 +294,11 @@ impl Wire {
             Ok(resp) => Ok(resp.into_static()),
             Err(DecodeMessageError::DecodingRemainder { .. })
             | Err(DecodeMessageError::DecodingFailure(_))
-            | Err(DecodeMessageError::MessagePoisoned { .. }) => Err(ImapError::Malformed(
-                printable(self.frag.message_bytes(), 200),
-            )),
+            | Err(DecodeMessageError::MessagePoisoned { .. }) => {
+                // Known server deviations first (see `quirks`), else a clean error.
+                super::quirks::lenient_decode(self.frag.message_bytes())
+                    .ok_or_else(|| ImapError::Malformed(printable(self.frag.message_bytes(), 200)))
+            }
             Err(DecodeMessageError::MessageTooLong { .. }) => Err(ImapError::TooLarge {
                 size: self.oversize.unwrap_or(self.max_message),
                 limit: self.max_message,

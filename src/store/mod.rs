@@ -147,6 +147,11 @@ pub trait Store: Send {
         ours: &OwnChanges,
     ) -> anyhow::Result<SideState>;
 
+    /// Checks the connection is alive (IMAP NOOP); used on connections held between syncs.
+    async fn noop(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// Closes the connection.
     async fn close(self: Box<Self>) -> anyhow::Result<()>;
 

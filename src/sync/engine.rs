@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use super::names::{from_neutral, to_neutral, FolderRules, Identity};
 use super::plan::{fmt_flags, plan, FlagAction, Flags, Plan, Policy, Side};
+use super::pool::ConnectionPool;
 use super::progress::{StopToken, SyncEvent, SyncObserver};
 use crate::state::{SideState, StateDb};
 use crate::store::imap::ImapStore;
@@ -62,6 +63,8 @@ pub struct SyncOptions {
     pub observer: Option<Arc<dyn SyncObserver>>,
     /// Asks the sync to stop between mailboxes and between copy batches.
     pub stop: Option<StopToken>,
+    /// Connections held between syncs (`holdconnectionopen`): taken from and given back here.
+    pub pool: Option<Arc<ConnectionPool>>,
 }
 
 impl Default for SyncOptions {
@@ -79,6 +82,7 @@ impl Default for SyncOptions {
             restrictions: Default::default(),
             observer: None,
             stop: None,
+            pool: None,
         }
     }
 }
@@ -171,18 +175,6 @@ impl AccountReport {
     }
 }
 
-impl SyncOptions {
-    fn emit(&self, e: impl FnOnce() -> SyncEvent) {
-        if let Some(o) = &self.observer {
-            o.event(&e());
-        }
-    }
-
-    fn stopping(&self) -> bool {
-        self.stop.as_ref().is_some_and(StopToken::is_stopped)
-    }
-}
-
 /// Counts, failures, notes and planned actions gathered from the workers.
 type Collected = (Counts, Vec<(String, String)>, Vec<String>, Vec<String>);
 
@@ -197,6 +189,11 @@ pub async fn open_store(spec: &SideSpec) -> anyhow::Result<Box<dyn Store>> {
 }
 
 async fn open_pair(a: &AccountSpec) -> anyhow::Result<[Box<dyn Store>; 2]> {
+    if let Some(p) = &a.options.pool {
+        if let Some(pair) = p.take().await {
+            return Ok(pair);
+        }
+    }
     let (l, r) = tokio::join!(open_store(&a.sides[0]), open_store(&a.sides[1]));
     let l = l.context("local")?;
     let r = match r {
@@ -382,6 +379,15 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                         report
                             .planned
                             .push(format!("create folder {n:?} on the {} side", s.name()));
+                        if let Some(src) = infos[s.other().i()] {
+                            let from = s.other();
+                            let store = stores[from.i()].as_mut();
+                            let r = &o.restrictions;
+                            report.planned.extend(
+                                super::dryrun::describe_new_folder(store, name, &src.name, from, r)
+                                    .await,
+                            );
+                        }
                         ok = false; // nothing to examine there yet
                         continue;
                     }
@@ -487,7 +493,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                 }
             }
             if let Some(s) = stores {
-                close_pair(s).await;
+                super::pool::release(&a.options.pool, s).await;
             }
         }));
     }
@@ -495,7 +501,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         let _ = h.await;
     }
     if let Some(s) = first {
-        close_pair(s).await;
+        super::pool::release(&o.pool, s).await;
     }
     let (counts, failures, notes, planned) = match Arc::try_unwrap(results) {
         Ok(m) => m.into_inner().unwrap_or_default(),

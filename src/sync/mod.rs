@@ -1,12 +1,15 @@
 //! The sync engine: planning (pure) and applying plans through the store layer.
 
+pub mod dryrun;
 pub mod engine;
 pub mod filter;
 pub mod names;
 pub mod plan;
+pub mod pool;
 pub mod progress;
 
 pub use engine::{
     sync_account, AccountReport, AccountSpec, Counts, SideSpec, StoreSpec, SyncOptions,
 };
+pub use pool::ConnectionPool;
 pub use progress::{StopToken, SyncEvent, SyncObserver};

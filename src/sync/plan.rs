@@ -148,8 +148,10 @@ pub struct Policy {
     /// When a message is expunged on one side and its flags changed on the other: true
     /// (default) expunges it; false keeps it and copies it back.
     pub expunge_wins: bool,
-    /// Pair identical messages (same Message-ID, size and date, unique on both sides)
-    /// found on both sides with no record, instead of copying each both ways.
+    /// Pair identical messages (same Message-ID and size, unique on both sides) found on
+    /// both sides with no record, instead of copying each both ways. The INTERNALDATE is
+    /// not compared: the same message stored by hand on each side gets the date of its
+    /// storing. The pair's flags become the union of both sides' flags.
     pub pair_unrecorded: bool,
     /// Propagate expunges at all (offlineimap's `expunge`-like switch).
     pub propagate_expunge: bool,
@@ -486,18 +488,16 @@ pub fn plan(records: &[Record], changes: &[SideChanges; 2], policy: &Policy) -> 
     let mut paired: [HashSet<u32>; 2] = [HashSet::new(), HashSet::new()];
     if policy.pair_unrecorded && !unmatched_new[0].is_empty() && !unmatched_new[1].is_empty() {
         let index = |v: &Vec<&NewMessage>| {
-            let mut m: HashMap<(i64, u32, i64), Vec<u32>> = HashMap::new();
+            let mut m: HashMap<(i64, u32), Vec<u32>> = HashMap::new();
             for n in v.iter().filter(|n| n.fp.msgid != 0) {
-                m.entry((n.fp.msgid, n.fp.size, n.fp.date))
-                    .or_default()
-                    .push(n.uid);
+                m.entry((n.fp.msgid, n.fp.size)).or_default().push(n.uid);
             }
             m
         };
         let i0 = index(&unmatched_new[0]);
         let i1 = index(&unmatched_new[1]);
         for m in &unmatched_new[0] {
-            let key = (m.fp.msgid, m.fp.size, m.fp.date);
+            let key = (m.fp.msgid, m.fp.size);
             if let (Some(a), Some(b)) = (i0.get(&key), i1.get(&key)) {
                 if a.len() == 1 && b.len() == 1 {
                     let other = unmatched_new[1].iter().find(|n| n.uid == b[0]);

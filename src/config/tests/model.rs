@@ -446,3 +446,16 @@ folderfilter = !re:.*Trash
     let disabled = text.replace("enabled = yes", "enabled = no");
     assert!(parse(&disabled).unwrap().mbnames.is_none());
 }
+
+#[test]
+fn options_without_effect_are_listed_as_inert() {
+    assert!(parse(BASE).unwrap().inert.is_empty());
+    let c = parse(&base_with(
+        "reference = Mail\nsubscribedonly = yes\nipv6 = no",
+    ))
+    .unwrap();
+    assert_eq!(c.inert.len(), 3, "{:?}", c.inert);
+    assert!(c.inert[0].contains("[Repository Remote] reference"));
+    let c = parse(&base_with("subscribedonly = no")).unwrap();
+    assert!(c.inert.is_empty());
+}

@@ -17,6 +17,8 @@ pub const FILE: &str = "dovecot-keywords";
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Keywords {
     names: [Option<String>; 26],
+    /// Changed in memory (letters pinned by the configuration) and not saved yet.
+    dirty: bool,
 }
 
 impl Keywords {
@@ -43,6 +45,31 @@ impl Keywords {
             }
         }
         Ok(k)
+    }
+
+    /// Pins letters to keywords (offlineimap's `customflag_x = keyword`): they override
+    /// the file's table, which is rewritten with them at the next write.
+    pub fn pin(&mut self, pinned: &std::collections::BTreeMap<char, String>) {
+        for (letter, kw) in pinned {
+            let Some(i) = (*letter as u32).checked_sub('a' as u32).map(|i| i as usize) else {
+                continue;
+            };
+            if i >= 26 || self.names[i].as_deref() == Some(kw.as_str()) {
+                continue;
+            }
+            for n in self.names.iter_mut() {
+                if n.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(kw)) {
+                    *n = None;
+                }
+            }
+            self.names[i] = Some(kw.clone());
+            self.dirty = true;
+        }
+    }
+
+    /// Whether the table differs from the file.
+    pub fn dirty(&self) -> bool {
+        self.dirty
     }
 
     /// The keyword a letter stands for.
@@ -79,7 +106,7 @@ impl Keywords {
 
     /// Writes the table to `dir/dovecot-keywords` atomically (a temporary file renamed over
     /// the old one).
-    pub fn save(&self, dir: &Path, fsync: bool) -> anyhow::Result<()> {
+    pub fn save(&mut self, dir: &Path, fsync: bool) -> anyhow::Result<()> {
         let mut text = String::new();
         for (i, n) in self.names.iter().enumerate() {
             if let Some(n) = n {
@@ -98,6 +125,7 @@ impl Keywords {
         drop(f);
         std::fs::rename(&tmp, &path)
             .with_context(|| format!("cannot replace {}", path.display()))?;
+        self.dirty = false;
         Ok(())
     }
 }
@@ -116,6 +144,14 @@ mod tests {
         k.save(dir.path(), false).expect("save");
         let back = Keywords::load(dir.path()).expect("load");
         assert_eq!(back, k);
+        let mut pinned = back.clone();
+        let pins = [('b', "$Label1".to_string())].into_iter().collect();
+        pinned.pin(&pins);
+        assert!(pinned.dirty());
+        assert_eq!(
+            (pinned.letter("$label1"), pinned.name('a')),
+            (Some('b'), None)
+        );
         assert_eq!(back.letter("work"), Some('b'));
         assert_eq!(back.name('a'), Some("$Label1"));
         for i in 0..24 {

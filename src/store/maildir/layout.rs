@@ -2,6 +2,7 @@
 //! (`sep = /`, dovecot's `LAYOUT=fs`) or Maildir++ dot names (`sep = .`), INBOX at the
 //! root or in `INBOX/`; names in UTF-8 (or modified UTF-7 when `utf8foldernames = no`).
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::imap::utf7;
@@ -147,7 +148,10 @@ impl Layout {
     pub fn create(&self, name: &str, fsync: bool) -> anyhow::Result<PathBuf> {
         let p = self.path(name)?;
         for d in RESERVED {
-            std::fs::create_dir_all(p.join(d))
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(p.join(d))
                 .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", p.join(d).display()))?;
         }
         if fsync {

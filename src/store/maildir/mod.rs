@@ -25,6 +25,7 @@ use crate::imap::types::InternalDate;
 use crate::state::SideState;
 use crate::sync::plan::{FlagAction, NewMessage};
 
+mod admin;
 pub mod dovecot;
 pub mod filename;
 pub mod keywords;
@@ -48,6 +49,12 @@ pub struct MaildirOptions {
     pub map_path: PathBuf,
     /// Counts folders read in full (for tests and benchmarks).
     pub reads: Arc<AtomicU64>,
+    /// Keyword letters fixed by the configuration (`customflag_x = keyword`); the others
+    /// come from each folder's `dovecot-keywords`.
+    pub customflags: std::collections::BTreeMap<char, String>,
+    /// `--dry-run`: change nothing on disk, the UID map included (a scratch copy of the
+    /// map takes the UIDs that reading assigns), and create no root directory.
+    pub dry_run: bool,
 }
 
 impl MaildirOptions {
@@ -58,6 +65,8 @@ impl MaildirOptions {
             fsync: true,
             map_path,
             reads: Arc::new(AtomicU64::new(0)),
+            customflags: Default::default(),
+            dry_run: false,
         }
     }
 }
@@ -67,14 +76,20 @@ pub struct MaildirStore {
     opts: MaildirOptions,
     map: UidMap,
     open: Option<Folder>,
+    /// The scratch copy of the map in a dry run (removed when the store goes).
+    _scratch: Option<tempfile::TempPath>,
 }
 
 fn status_of(f: &Folder) -> SideState {
+    row_status(&f.row)
+}
+
+fn row_status(row: &uidmap::FolderRow) -> SideState {
     SideState {
-        uidvalidity: f.row.uidvalidity,
-        uidnext: f.row.uidnext,
-        highestmodseq: f.row.modseq,
-        messages: f.row.messages,
+        uidvalidity: row.uidvalidity,
+        uidnext: row.uidnext,
+        highestmodseq: row.modseq,
+        messages: row.messages,
     }
 }
 
@@ -82,6 +97,16 @@ impl MaildirStore {
     /// Opens the store (creating the root directory and the map as needed).
     pub fn open_store(opts: &MaildirOptions) -> anyhow::Result<MaildirStore> {
         let root = &opts.layout.root;
+        if opts.dry_run {
+            let scratch = admin::scratch_copy(&opts.map_path)?;
+            let map = UidMap::open(&scratch, root, false)?;
+            return Ok(MaildirStore {
+                opts: opts.clone(),
+                map,
+                open: None,
+                _scratch: Some(scratch),
+            });
+        }
         std::fs::create_dir_all(root)
             .with_context(|| format!("cannot create the Maildir root {}", root.display()))?;
         let map = UidMap::open(&opts.map_path, root, opts.fsync)?;
@@ -89,6 +114,7 @@ impl MaildirStore {
             opts: opts.clone(),
             map,
             open: None,
+            _scratch: None,
         })
     }
 
@@ -98,6 +124,19 @@ impl MaildirStore {
             .ok_or_else(|| anyhow::anyhow!("internal: no Maildir folder open"))
     }
 
+    /// A folder's status: from the map alone when its stamps prove it unchanged (no
+    /// message rows loaded, no directory read), else after reading it.
+    fn status(&self, name: &str) -> anyhow::Result<SideState> {
+        let dir = self.opts.layout.path(name)?;
+        if let Some(row) = self.map.folder(name)? {
+            if scan::unchanged(&row, &dir) {
+                return Ok(row_status(&row));
+            }
+        }
+        let (f, _) = self.load_fresh(name)?;
+        Ok(status_of(&f))
+    }
+
     /// Loads a folder and reads it from disk unless its stamps prove it unchanged;
     /// returns it and whether reading found changes.
     fn load_fresh(&self, name: &str) -> anyhow::Result<(Folder, bool)> {
@@ -105,7 +144,7 @@ impl MaildirStore {
         if !layout::is_maildir(&dir) {
             anyhow::bail!("no Maildir folder {name:?} ({} has no cur/)", dir.display());
         }
-        let mut f = Folder::load(&self.map, name, dir)?;
+        let mut f = Folder::load(&self.map, name, dir, &self.opts.customflags)?;
         let mut changed = false;
         if !scan::unchanged(&f.row, &f.dir) {
             changed = scan::rescan(&self.map, &mut f, &self.opts.reads)?;
@@ -128,12 +167,20 @@ impl Store for MaildirStore {
         let mut out = Vec::new();
         let reads_before = self.opts.reads.load(std::sync::atomic::Ordering::Relaxed);
         for (name, _) in self.opts.layout.list()? {
-            let (f, _) = self.load_fresh(&name)?;
+            // A folder that cannot be read is listed without status: the engine opens it,
+            // and that one folder fails with the reason while the others sync.
+            let status = match self.status(&name) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(target: "twinbox::maildir", "{name}: {e:#}");
+                    None
+                }
+            };
             out.push(MailboxInfo {
                 name,
                 delimiter: Some(self.opts.layout.sep),
                 selectable: true,
-                status: Some(status_of(&f)),
+                status,
             });
         }
         let read = self.opts.reads.load(std::sync::atomic::Ordering::Relaxed) - reads_before;
@@ -293,4 +340,17 @@ impl Store for MaildirStore {
     async fn close(self: Box<Self>) -> anyhow::Result<()> {
         Ok(())
     }
+
+    async fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+        self.open = None;
+        admin::rename(&self.opts.layout, &self.map, from, to, self.opts.fsync)
+    }
+
+    async fn delete(&mut self, name: &str) -> anyhow::Result<()> {
+        self.open = None;
+        admin::delete(&self.opts.layout, &self.map, name, self.opts.fsync)
+    }
 }
+
+#[cfg(test)]
+mod tests;

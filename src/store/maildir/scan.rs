@@ -33,19 +33,29 @@ pub struct Folder {
     pub msgs: BTreeMap<u32, MsgRow>,
     /// Its keyword table.
     pub keywords: Keywords,
+    /// Keyword letters fixed by the configuration.
+    pub pinned: BTreeMap<char, String>,
 }
 
 impl Folder {
-    /// Loads the folder's map rows (without reading the directory).
-    pub fn load(map: &UidMap, name: &str, dir: PathBuf) -> anyhow::Result<Folder> {
+    /// Loads the folder's map rows (without reading the directory); `pinned` are the
+    /// configured keyword letters.
+    pub fn load(
+        map: &UidMap,
+        name: &str,
+        dir: PathBuf,
+        pinned: &BTreeMap<char, String>,
+    ) -> anyhow::Result<Folder> {
         let row = map.folder_or_new(name)?;
         let msgs = map
             .messages(row.id)?
             .into_iter()
             .map(|m| (m.uid, m))
             .collect();
-        let keywords = Keywords::load(&dir)?;
+        let mut keywords = Keywords::load(&dir)?;
+        keywords.pin(pinned);
         Ok(Folder {
+            pinned: pinned.clone(),
             name: name.to_string(),
             dir,
             row,
@@ -158,10 +168,15 @@ fn entries(dir: &Path, sub: &str) -> anyhow::Result<Vec<String>> {
     let mut v = Vec::new();
     for e in rd {
         let e = e.with_context(|| format!("cannot read {}", p.display()))?;
-        if let Some(n) = e.file_name().to_str() {
-            if !n.starts_with('.') {
-                v.push(n.to_string());
-            }
+        match e.file_name().to_str() {
+            Some(n) if !n.starts_with('.') => v.push(n.to_string()),
+            Some(_) => {}
+            None => tracing::warn!(
+                target: "twinbox::maildir",
+                "{}: skipping a file whose name is not UTF-8: {:?}",
+                p.display(),
+                e.file_name()
+            ),
         }
     }
     Ok(v)
@@ -187,6 +202,7 @@ pub fn rescan(map: &UidMap, folder: &mut Folder, reads: &AtomicU64) -> anyhow::R
     let started = now_ns();
     let st = stamps(&folder.dir);
     folder.keywords = Keywords::load(&folder.dir)?;
+    folder.keywords.pin(&folder.pinned);
     let kw = &folder.keywords;
     // unique part -> (in_new, file name); a file in cur/ wins over a copy in new/.
     let mut disk: HashMap<String, (bool, String)> = HashMap::new();
@@ -194,6 +210,25 @@ pub fn rescan(map: &UidMap, folder: &mut Folder, reads: &AtomicU64) -> anyhow::R
         for n in entries(&folder.dir, sub)? {
             let u = filename::parse(&n).unique.to_string();
             disk.insert(u, (in_new, n));
+        }
+    }
+    // A file renamed while the directory was being listed (a mail reader changing flags)
+    // may be missed by that listing. Before taking a known message for deleted, list once
+    // more.
+    let missing: std::collections::HashSet<&str> = folder
+        .msgs
+        .values()
+        .filter(|m| !disk.contains_key(&m.unique))
+        .map(|m| m.unique.as_str())
+        .collect();
+    if !missing.is_empty() {
+        for (in_new, sub) in [(true, "new"), (false, "cur")] {
+            for n in entries(&folder.dir, sub)? {
+                let u = filename::parse(&n).unique;
+                if missing.contains(u) {
+                    disk.insert(u.to_string(), (in_new, n));
+                }
+            }
         }
     }
     let next = folder.row.modseq + 1;

@@ -2,7 +2,8 @@
 //! counter and directory stamps, and per message its UID keyed by the file's unique part.
 //!
 //! It lives in a SQLite database in twinbox's metadata directory (not in the Maildir, so
-//! mail readers and dovecot never see it), one per repository. Every update is one
+//! mail readers and dovecot never see it), one per account and repository
+//! (`ACCOUNT.REPOSITORY.uids.db`, guarded by the account's lock). Every update is one
 //! transaction, committed after the file operation it records, so a crash leaves at most a
 //! file the map does not know yet; the next scan gives it a new UID and the sync engine
 //! recognises it as the copy it had started (its pending record).
@@ -60,17 +61,19 @@ fn flags_text(f: &Flags) -> String {
     f.iter().cloned().collect::<Vec<_>>().join(" ")
 }
 
-/// A fresh UIDVALIDITY: the time, made distinct from `avoid`.
+/// A fresh UIDVALIDITY: the time with the top bit set, made distinct from `avoid`. dovecot
+/// uses the plain time (below 2^31 until 2038): a Maildir first synced natively and then
+/// through the dovecot engine (or back) never shows one UIDVALIDITY for two UID series.
 fn new_uidvalidity(avoid: u32) -> u32 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as u32)
-        .unwrap_or(1)
-        .max(1);
-    if now == avoid {
-        now.wrapping_add(1).max(1)
+        .unwrap_or(1);
+    let v = 0x8000_0000 | (now & 0x7fff_ffff);
+    if v <= avoid && avoid & 0x8000_0000 != 0 {
+        avoid.wrapping_add(1).max(0x8000_0000)
     } else {
-        now
+        v
     }
 }
 
@@ -240,6 +243,33 @@ impl UidMap {
                 folder.messages
             ],
         )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Renames folders in the map: each `(from, to)` is a whole name, or a prefix (ending
+    /// in the separator) renaming every folder under it.
+    pub fn rename_folders(&self, moves: &[(String, String)]) -> anyhow::Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for (from, to) in moves {
+            tx.execute(
+                "UPDATE folder SET name = ?2 || substr(name, length(?1) + 1)
+                 WHERE name = ?1 OR (substr(name, 1, length(?1)) = ?1 AND ?1 != '' AND substr(?1, -1) IN ('/', '.'))",
+                params![from, to],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Forgets a folder and its messages.
+    pub fn forget_folder(&self, name: &str) -> anyhow::Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute(
+            "DELETE FROM msg WHERE folder IN (SELECT id FROM folder WHERE name = ?1)",
+            [name],
+        )?;
+        tx.execute("DELETE FROM folder WHERE name = ?1", [name])?;
         tx.commit()?;
         Ok(())
     }

@@ -25,16 +25,18 @@ fn assign_keywords(f: &mut Folder, flags: &Flags, fsync: bool) -> anyhow::Result
     for k in flags.iter().filter(|k| !k.starts_with('\\')) {
         changed |= f.keywords.assign(k);
     }
-    if changed {
+    if changed || f.keywords.dirty() {
         f.keywords.save(&f.dir, fsync)?;
     }
     Ok(())
 }
 
 fn write_file(path: &Path, data: &[u8], mtime: i64, fsync: bool) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(data)

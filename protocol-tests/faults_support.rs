@@ -1,0 +1,80 @@
+//! Shared pieces of the `faults_*` tests: a sync bed whose remote side is reached through
+//! the fault-injecting [`Proxy`], `twinbox check`, and the post-fault assertion (a clean
+//! run converges on the uninterrupted result, nothing lost or duplicated, state
+//! consistent).
+
+use crate::support::proxy::Proxy;
+use crate::support::sync::{ImapSide, RunOutcome, Snapshot, SyncBed};
+
+/// Seconds of `socktimeout` in the faults beds: short, so stalls end quickly.
+pub const SOCKTIMEOUT: u64 = 3;
+
+/// `n` from the environment variable `var`, else `default`.
+pub fn env_count(var: &str, default: usize) -> usize {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A sync bed (alice remote, bob local on one dovecot) whose remote repository goes
+/// through a proxy, with a short `socktimeout`.
+pub fn proxied_bed() -> (SyncBed<ImapSide>, Proxy) {
+    let bed = SyncBed::imap();
+    let proxy = Proxy::start(bed.remote.dovecot.imap_port());
+    point_remote_at(&bed, proxy.port());
+    (bed, proxy)
+}
+
+/// Rewrites the bed's configuration so the remote repository (written first) uses
+/// `port`, and sets `socktimeout`.
+pub fn point_remote_at(bed: &SyncBed<ImapSide>, port: u16) {
+    let path = bed.config_path();
+    let text = std::fs::read_to_string(&path).expect("read config");
+    let from = format!("remoteport = {}", bed.remote.dovecot.imap_port());
+    let pos = text
+        .find("[Repository Remote]")
+        .expect("remote repository section");
+    let at = pos + text[pos..].find(&from).expect("remoteport line");
+    let mut out = String::new();
+    out.push_str(&text[..at]);
+    out.push_str(&format!("remoteport = {port}"));
+    out.push_str(&text[at + from.len()..]);
+    let out = out.replacen(
+        "[general]\n",
+        &format!("[general]\nsocktimeout = {SOCKTIMEOUT}\n"),
+        1,
+    );
+    std::fs::write(&path, out).expect("write config");
+}
+
+/// Runs `twinbox check` on the bed.
+pub fn check(bed: &SyncBed<ImapSide>) -> RunOutcome {
+    bed.run_with(&["check"], &[])
+}
+
+/// The assertion after a fault: the faulty run ended by itself (an exit code, no panic);
+/// a clean run succeeds; the sides converge on `want`; `twinbox check` finds the state
+/// consistent.
+pub fn assert_recovers(bed: &SyncBed<ImapSide>, faulty: &RunOutcome, want: &Snapshot, what: &str) {
+    assert!(
+        faulty.code.is_some(),
+        "{what}: the faulty run died by a signal:\n{faulty}"
+    );
+    assert!(
+        !faulty.stderr.contains("panicked"),
+        "{what}: the faulty run panicked:\n{faulty}"
+    );
+    let again = bed.run_with(&["-1"], &[]);
+    assert!(
+        again.ok(),
+        "{what}: the clean run after the fault failed:\n{again}\nfaulty run:\n{faulty}"
+    );
+    let got = bed.assert_converged();
+    assert_eq!(
+        &got, want,
+        "{what}: the result differs from the uninterrupted sync\n{faulty}\n{again}"
+    );
+    let c = check(bed);
+    assert_eq!(c.code, Some(0), "{what}: twinbox check:\n{c}");
+}
