@@ -459,6 +459,7 @@ impl Store for ImapStore {
     }
 
     async fn create(&mut self, name: &str) -> anyhow::Result<()> {
+        self.root.check_creatable(name)?;
         let raw = self.raw(name);
         let first = match self.session.create(&raw).await {
             Ok(()) => return Ok(()),
