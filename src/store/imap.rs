@@ -794,6 +794,7 @@ impl Store for ImapStore {
     }
 
     async fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+        self.root.check_creatable(to)?;
         let (a, b) = (self.raw(from), self.raw(to));
         self.session.rename(&a, &b).await.with_context(|| {
             format!(
