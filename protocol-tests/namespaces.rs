@@ -126,12 +126,16 @@ fn scenario(bed: &SyncBed<NsSide>, prefix: &str, sep: char) {
         .seed("New/Remote", &b[4..5], &["\\Draft"])
         .expect("seed");
     remote.seed("Lists/rust", &b[5..6], &[]).expect("seed");
+    local.expunge("Lists/rust", &sha(&a[2])).expect("expunge");
+    remote.expunge("Привет", &sha(&b[3])).expect("expunge");
     let r = bed.sync();
     assert_eq!((r.summary().to_local, r.summary().to_remote), (2, 1), "{r}");
+    assert_eq!(r.summary().expunged, 2, "{r}");
     let snap = assert_converged(bed);
     assert_eq!(snap["New/Local"], vec![msg(&a[5], &[])]);
     assert_eq!(snap["New/Remote"], vec![msg(&b[4], &["\\Draft"])]);
-    assert_eq!(snap["Lists/rust"].len(), 3);
+    assert_eq!(snap["Lists/rust"].len(), 2);
+    assert!(snap["Привет"].is_empty());
     let names = local.server_names().expect("list");
     assert!(
         names.contains(&format!("{prefix}New{sep}Remote")),
@@ -205,6 +209,21 @@ fn namespaces_dovecot_prefixed_inbox_namespace() {
     };
     let bed = SyncBed::new(plain_remote(), side);
     scenario(&bed, "INBOX.", '.');
+
+    // An offlineimap-era nametrans that adds the prefix itself is refused with a hint.
+    let text = std::fs::read_to_string(bed.config_path()).expect("config");
+    let text = text.replace(
+        "[Repository Remote]\n",
+        "[Repository Remote]\nnametrans = s/^INBOX$/INBOX/q, s/^/INBOX./\n",
+    );
+    std::fs::write(bed.config_path(), text).expect("config");
+    let r = bed.run();
+    assert!(!r.ok(), "{r}");
+    assert!(
+        r.stderr
+            .contains("namespace prefix \"INBOX.\" is already trimmed"),
+        "{r}"
+    );
     drop(dv);
 }
 
@@ -226,6 +245,8 @@ fn namespaces_cyrus_without_altnamespace() {
     // both spellings named, the others go on.
     let m = sample_messages(1203, 2);
     bed.remote.seed("v1.2", &m[..1], &[]).expect("seed");
+    // ... and a character it rejects (dovecot takes it).
+    bed.remote.seed("Bang!", &m[..1], &[]).expect("seed");
     bed.remote.seed("Lists/rust", &m[1..], &[]).expect("seed");
     let r = bed.run();
     assert!(!r.ok(), "the uncreatable folder must be reported:\n{r}");
@@ -234,10 +255,15 @@ fn namespaces_cyrus_without_altnamespace() {
         all.contains("\"v1.2\" on the remote side") && all.contains("\"INBOX.v1.2\""),
         "the message names the folder on both sides:\n{r}"
     );
+    assert!(
+        all.contains("\"Bang!\" (on the server \"INBOX.Bang!\")")
+            && all.contains("Invalid mailbox name"),
+        "the refusal names both spellings and the server's reason:\n{r}"
+    );
     let snap = bed.local.snapshot().expect("snapshot");
     assert_eq!(
         snap["Lists/rust"].len(),
-        4,
+        3,
         "the run went on: {}",
         render(&snap)
     );

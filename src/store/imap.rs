@@ -430,33 +430,12 @@ impl Store for ImapStore {
     }
 
     async fn list(&mut self) -> anyhow::Result<Vec<MailboxInfo>> {
-        let mut list = if self.root.root.is_empty() {
-            self.session.list("", "*", true).await?
-        } else {
-            // Only the root's subtree (a `reference` on a server listing a whole home
-            // directory), plus INBOX, which lives outside it.
-            let pattern = format!("{}*", self.root.root);
-            let mut l = self.session.list("", &pattern, true).await?;
-            if !l.iter().any(|m| m.name.eq_ignore_ascii_case("INBOX")) {
-                l.extend(self.session.list("", "INBOX", true).await?);
-            }
-            l
-        };
-        if self.root.choice.other || self.root.choice.shared {
-            let mut seen: HashSet<Vec<u8>> = list.iter().map(|m| m.raw.clone()).collect();
-            let ns = &self.root.namespaces;
-            let mut extra = Vec::new();
-            if self.root.choice.other {
-                extra.extend(ns.other.iter().map(|e| e.prefix.clone()));
-            }
-            if self.root.choice.shared {
-                extra.extend(ns.shared.iter().map(|e| e.prefix.clone()));
-            }
-            for prefix in extra.into_iter().filter(|p| !p.is_empty()) {
-                for m in self.session.list("", &format!("{prefix}*"), true).await? {
-                    if seen.insert(m.raw.clone()) {
-                        list.push(m);
-                    }
+        let mut list = Vec::new();
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        for pattern in self.root.list_patterns() {
+            for m in self.session.list("", &pattern, true).await? {
+                if seen.insert(m.raw.clone()) {
+                    list.push(m);
                 }
             }
         }
@@ -482,6 +461,7 @@ impl Store for ImapStore {
     }
 
     async fn create(&mut self, name: &str) -> anyhow::Result<()> {
+        self.root.check_creatable(name)?;
         let raw = self.raw(name);
         let first = match self.session.create(&raw).await {
             Ok(()) => return Ok(()),
@@ -830,6 +810,7 @@ impl Store for ImapStore {
     }
 
     async fn rename(&mut self, from: &str, to: &str) -> anyhow::Result<()> {
+        self.root.check_creatable(to)?;
         let (a, b) = (self.raw(from), self.raw(to));
         self.session.rename(&a, &b).await.with_context(|| {
             format!(

@@ -103,7 +103,7 @@ impl FolderRoot {
             return Some(name.to_string());
         }
         if starts_with_ci_inbox(name, &self.root) && name.len() > self.root.len() {
-            return Some(name[self.root.len()..].to_string());
+            return name.get(self.root.len()..).map(str::to_string);
         }
         None
     }
@@ -123,6 +123,44 @@ impl FolderRoot {
             return relative.to_string();
         }
         format!("{}{relative}", self.root)
+    }
+
+    /// Refuses a name whose server spelling would not list back as itself: it would land
+    /// in another namespace (a personal `shared/x` where `shared/` is the shared prefix).
+    pub fn check_creatable(&self, relative: &str) -> anyhow::Result<()> {
+        let full = self.to_server(relative);
+        if self.to_relative(&full).as_deref() != Some(relative) {
+            anyhow::bail!(
+                "folder {relative:?} cannot be created here: as {full:?} it would fall in another of the server's namespaces ({})",
+                self.namespaces.describe()
+            );
+        }
+        Ok(())
+    }
+
+    /// The LIST patterns (reference `""`) that cover what is synced, in as few commands as
+    /// possible: `*` when the root is empty, `INBOX*` for an `INBOX.` root (INBOX and its
+    /// subtree in one command, without other users' folders), else the root's subtree and
+    /// INBOX; plus the chosen other namespaces.
+    pub fn list_patterns(&self) -> Vec<String> {
+        let ns = &self.namespaces;
+        let mut extra: Vec<&str> = Vec::new();
+        if self.choice.other {
+            extra.extend(ns.other.iter().map(|e| e.prefix.as_str()));
+        }
+        if self.choice.shared {
+            extra.extend(ns.shared.iter().map(|e| e.prefix.as_str()));
+        }
+        if self.root.is_empty() || extra.iter().any(|p| p.is_empty()) {
+            return vec!["*".to_string()];
+        }
+        let mut v = if inbox_head(&self.root) {
+            vec!["INBOX*".to_string()]
+        } else {
+            vec![format!("{}*", self.root), "INBOX".to_string()]
+        };
+        v.extend(extra.iter().map(|p| format!("{p}*")));
+        v
     }
 
     /// Lines for `--info` and `probe`.
@@ -149,14 +187,16 @@ impl FolderRoot {
 /// `name` starts with `prefix`, comparing a leading `INBOX` case-insensitively (RFC 3501
 /// makes INBOX case-insensitive, and servers answer `Inbox.`/`INBOX.` alike).
 fn starts_with_ci_inbox(name: &str, prefix: &str) -> bool {
-    if prefix.len() >= 5 && prefix[..5].eq_ignore_ascii_case("INBOX") {
-        name.len() >= prefix.len()
-            && name.is_char_boundary(5)
-            && name[..5].eq_ignore_ascii_case("INBOX")
-            && name.get(5..prefix.len()) == Some(&prefix[5..])
+    if inbox_head(prefix) {
+        inbox_head(name) && name.get(5..prefix.len()) == prefix.get(5..)
     } else {
         name.starts_with(prefix)
     }
+}
+
+/// `s` begins with `INBOX` in any case (byte-safe on any UTF-8).
+fn inbox_head(s: &str) -> bool {
+    s.get(..5).is_some_and(|h| h.eq_ignore_ascii_case("INBOX"))
 }
 
 #[cfg(test)]
@@ -247,6 +287,56 @@ mod tests {
         assert_eq!(a.root, "INBOX.Archive.");
         assert_eq!(b.root, "INBOX.Archive.");
         assert_eq!(a.to_relative("INBOX.Archive.2020").as_deref(), Some("2020"));
+    }
+
+    #[test]
+    fn list_patterns_take_one_command_where_possible() {
+        let p = |n: Namespaces, r: Option<&str>, c: &str| {
+            FolderRoot::new(n, r, NamespaceChoice::parse(c).unwrap()).list_patterns()
+        };
+        let cyrus = ns(&[("INBOX.", '.')], &[("user.", '.')], &[("", '.')]);
+        assert_eq!(p(cyrus.clone(), None, ""), ["INBOX*"]);
+        assert_eq!(p(cyrus, None, "shared"), ["*"]);
+        let plain = ns(&[("", '/')], &[], &[("shared/", '/')]);
+        assert_eq!(p(plain.clone(), None, ""), ["*"]);
+        assert_eq!(
+            p(plain, Some("Mail"), "shared"),
+            ["Mail/*", "INBOX", "shared/*"]
+        );
+    }
+
+    #[test]
+    fn odd_prefixes_do_not_panic() {
+        let r = FolderRoot::new(
+            ns(&[("INBOé.", '.')], &[("Inbo", '.')], &[("é", '/')]),
+            Some("ü"),
+            NamespaceChoice::parse("shared, other").unwrap(),
+        );
+        for n in ["INBOé.x", "Inbox", "é", "ü.x", "INBO", "", "INBOXé"] {
+            let _ = r.to_relative(n);
+            let _ = r.to_server(n);
+        }
+        let _ = r.list_patterns();
+    }
+
+    proptest::proptest! {
+        /// Every personal name twinbox may create lists back as itself, or is refused.
+        #[test]
+        fn created_names_list_back(name in "[a-zA-Z#é./ ]{1,12}", which in 0usize..4) {
+            let n = [
+                ns(&[("INBOX.", '.')], &[], &[("#shared.", '.'), ("shared.", '.')]),
+                ns(&[("INBOX.", '.')], &[("user.", '.')], &[("", '.')]),
+                ns(&[("", '/')], &[], &[("shared/", '/')]),
+                ns(&[("", '/')], &[("Other Users/", '/')], &[("Shared Folders/", '/')]),
+            ][which].clone();
+            let r = FolderRoot::new(n, None, NamespaceChoice::default());
+            proptest::prop_assume!(!name.eq_ignore_ascii_case("INBOX"));
+            if r.check_creatable(&name).is_ok() {
+                proptest::prop_assert_eq!(r.to_relative(&r.to_server(&name)), Some(name.clone()));
+            } else {
+                proptest::prop_assert!(name.starts_with("shared/") || name.starts_with("Shared Folders/") || name.starts_with("Other Users/") || name.eq_ignore_ascii_case("shared") || r.to_server(&name).len() == r.root.len());
+            }
+        }
     }
 
     #[test]

@@ -290,9 +290,23 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
             .map(|m| to_neutral(&m.name, m.delimiter))
             .collect()
     });
-    rules
-        .check(&neutral[1], &neutral[0])
-        .map_err(|e| anyhow::anyhow!("folder names: {e}"))?;
+    if let Err(e) = rules.check(&neutral[1], &neutral[0]) {
+        // A nametrans written for a server's prefix (offlineimap's `INBOX.` lambdas) now
+        // adds or strips what twinbox already trims: say so.
+        let hint: Vec<String> = Side::BOTH
+            .iter()
+            .filter_map(|s| {
+                let full = stores[s.i()].server_name("x");
+                let prefix = full.strip_suffix('x').filter(|p| !p.is_empty())?;
+                Some(format!(
+                    " (the {} server's namespace prefix {prefix:?} is already trimmed from folder names: drop nametrans or folderfilter rules that add or remove it)",
+                    s.name()
+                ))
+            })
+            .collect();
+        close_pair(stores).await;
+        anyhow::bail!("folder names: {e}{}", hint.concat());
+    }
     let mut by_name: BTreeMap<String, [Option<&MailboxInfo>; 2]> = BTreeMap::new();
     for (m, n) in lists[1].iter().zip(&neutral[1]) {
         if rules.accept_remote(n) && rules.accept_local(&rules.to_local(n)) {
