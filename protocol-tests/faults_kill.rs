@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::faults_support::{check, env_count};
+use crate::faults_support::{check, env_count, wait_sessions_ended};
 use crate::support::sync::{ImapSide, MailSide, RunOutcome, Snapshot, SyncBed};
 use crate::sync_crash::prepare;
 use twinbox::testbed::sample_messages;
@@ -77,6 +77,9 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let span = t0.elapsed().as_micros().max(1000) as u64;
     let (mut killed, mut finished) = (0, 0);
     for trial in 0..trials {
+        // Restore only once the server has finished with every earlier session. The run
+        // right after a kill does not wait: that race is part of the test.
+        wait_sessions_ended(&bed.remote.dovecot);
         bed.restore("prepared");
         let delay = Duration::from_micros(rng.next() % (span + span / 5));
         let mut child = bed.command().arg("-1").spawn().expect("spawn twinbox");
@@ -87,8 +90,13 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         }
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
+        if std::env::var("TWINBOX_KILL_WAIT").is_ok() {
+            // Let the server finish what the dead client sent before the next run.
+            wait_sessions_ended(&bed.remote.dovecot);
+        }
         let again: RunOutcome = bed.run_with(&["-1"], &[]);
         let what = format!("trial {trial}, kill after {delay:?} (seed {seed})");
+        eprintln!("{what}");
         assert!(
             again.ok(),
             "{what}: the run after the kill failed:\n{again}"
