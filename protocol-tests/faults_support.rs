@@ -78,3 +78,28 @@ pub fn assert_recovers(bed: &SyncBed<ImapSide>, faulty: &RunOutcome, want: &Snap
     let c = check(bed);
     assert_eq!(c.code, Some(0), "{what}: twinbox check:\n{c}");
 }
+
+/// Waits (up to a minute) until every IMAP session dovecot logged in has ended: after a
+/// kill, the server may still be finishing a command the dead client sent in full (a
+/// MULTIAPPEND), and a checkpoint restored under it would be changed behind the test's
+/// back.
+pub fn wait_sessions_ended(dv: &twinbox::testbed::Dovecot) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let log = dv.log_contents();
+        let logins = log.matches("Login: user=").count();
+        let ended = log
+            .lines()
+            .filter(|l| {
+                l.contains("imap(")
+                    && (l.contains("Disconnected")
+                        || l.contains("Logged out")
+                        || l.contains("Connection closed"))
+            })
+            .count();
+        if ended >= logins || std::time::Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -279,7 +279,7 @@ impl Session {
                             return Ok(Pending { tag, name });
                         }
                     }
-                    self.wire.queue_literal(data);
+                    self.wire.send_literal(data).await?;
                 }
             }
         }
