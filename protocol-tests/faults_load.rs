@@ -169,9 +169,15 @@ fn a_large_message_streams_with_memory_far_below_its_size() {
         raw.extend_from_slice(&line);
     }
     bed.remote.seed("INBOX", &[raw.clone()], &[]).expect("seed");
-    // And one the other way.
+    // And one the other way: another message (its own Message-ID: two messages with the
+    // same Message-ID and size on both sides before a first sync are paired as one).
     let mut up = raw.clone();
     up[..22].copy_from_slice(b"From: upp@example.test");
+    let at = up
+        .windows(6)
+        .position(|w| w == b"big-1@")
+        .expect("Message-ID");
+    up[at..at + 6].copy_from_slice(b"big-2@");
     bed.local.seed("INBOX", &[up], &[]).expect("seed");
     let t = Instant::now();
     let (run, rss) = run_measured(&bed, &["-1"]);
