@@ -41,17 +41,21 @@ use anyhow::Context;
 use async_trait::async_trait;
 use imap_types::flag::StoreType;
 
-use super::fingerprint::message_id_hash;
 use super::namespace::FolderRoot;
 use super::{Body, MailboxInfo, OwnChanges, Scan, ScanMode, Store, Upload};
-use crate::imap::commands::{FetchItems, QresyncParams};
+use crate::imap::commands::FetchItems;
 use crate::imap::types::{expand_ranges, uid_set, AppendMessage};
 use crate::imap::{utf7, ConnectOptions, Session};
 use crate::state::SideState;
-use crate::sync::plan::{normalize_flags, Fingerprint, FlagAction, Flags, NewMessage};
+use crate::sync::plan::{normalize_flags, FlagAction, Flags, NewMessage};
 
 /// Most UIDs expanded from one VANISHED or COPYUID reply.
 const MAX_EXPAND: usize = 10_000_000;
+
+mod append;
+mod scan;
+
+use append::fingerprint_of;
 
 /// A mail store on an IMAP server.
 pub struct ImapStore {
@@ -157,266 +161,6 @@ impl ImapStore {
         out.dedup_by_key(|m| m.uid);
         Ok(out)
     }
-
-    /// Selects a mailbox and reads what changed since `saved`, by the cheapest means the
-    /// server offers: QRESYNC (one SELECT), CONDSTORE (`CHANGEDSINCE`, expunges by UID
-    /// count and, when the count does not add up, `UID SEARCH`), or neither (a full sync
-    /// lists every UID and flag; a quick one reads only new messages and the UID set).
-    async fn scan(
-        &mut self,
-        name: &str,
-        saved: &SideState,
-        known: &[u32],
-        mode: ScanMode,
-        read_only: bool,
-    ) -> anyhow::Result<Scan> {
-        let raw = self.raw(name);
-        let use_qresync =
-            self.session.qresync && saved.uidvalidity != 0 && saved.highestmodseq != 0;
-        let qparams = use_qresync.then(|| QresyncParams {
-            uidvalidity: saved.uidvalidity,
-            modseq: saved.highestmodseq,
-            known_uids: Some(uid_set(known)),
-        });
-        self.opened = None;
-        let info = self
-            .session
-            .select(&raw, read_only, qparams.as_ref())
-            .await
-            .with_context(|| format!("cannot open mailbox {}", self.spell(name)))?;
-        self.opened = Some(raw.clone());
-        self.claimed.clear();
-        let uidvalidity = info
-            .uidvalidity
-            .ok_or_else(|| anyhow::anyhow!("the server sent no UIDVALIDITY for {name:?}"))?;
-        self.uidvalidity = uidvalidity;
-        let mut uidnext = info.uidnext;
-        if uidnext.is_none() {
-            // Some servers leave UIDNEXT out of SELECT but answer STATUS (Winmail Pro,
-            // https://github.com/modern-email/defects/issues/43; the fix chatmail made,
-            // https://github.com/chatmail/core/pull/4842). Without either, 0: the new
-            // messages are then found from the saved UIDNEXT on.
-            uidnext = match self.session.status(&raw).await {
-                Ok(st) => st.uidnext,
-                Err(crate::imap::ImapError::Command { .. }) => None,
-                Err(e) => return Err(e.into()),
-            };
-        }
-        let mut scan = Scan {
-            status: SideState {
-                uidvalidity,
-                uidnext: uidnext.unwrap_or(0),
-                highestmodseq: info.highestmodseq.unwrap_or(0),
-                messages: info.exists,
-            },
-            ..Default::default()
-        };
-        if saved.uidvalidity != 0
-            && saved.highestmodseq > scan.status.highestmodseq
-            && scan.status.highestmodseq != 0
-            && saved.uidvalidity == uidvalidity
-        {
-            anyhow::bail!(
-                "HIGHESTMODSEQ of {name:?} went backwards ({} < {}): the server's state is inconsistent; stopping this mailbox",
-                scan.status.highestmodseq,
-                saved.highestmodseq
-            );
-        }
-        let ch = &mut scan.changes;
-        if saved.uidvalidity != 0 && saved.uidvalidity != uidvalidity {
-            ch.uidvalidity_changed = true;
-        }
-        if saved.uidvalidity == 0 || ch.uidvalidity_changed {
-            ch.new = self.fetch_new(1).await?;
-            if scan.status.uidnext == 0 {
-                scan.status.uidnext = ch.new.last().map(|m| m.uid + 1).unwrap_or(1);
-            }
-            return Ok(scan);
-        }
-        let since = saved.uidnext.max(1);
-        if scan.status.uidnext != 0 && scan.status.uidnext < saved.uidnext {
-            anyhow::bail!(
-                "UIDNEXT of {name:?} went backwards ({} < {}) without a UIDVALIDITY change: stopping this mailbox",
-                scan.status.uidnext,
-                saved.uidnext
-            );
-        }
-        let known_set: HashSet<u32> = known.iter().copied().collect();
-        if scan.status.uidnext == 0 || scan.status.uidnext > since {
-            ch.new = self.fetch_new(since).await?;
-        }
-        let new_uids: HashSet<u32> = ch.new.iter().map(|m| m.uid).collect();
-        let old_known = known_set.iter().filter(|u| **u < since).count();
-        if use_qresync && info.highestmodseq.is_some() {
-            let gone = expand_ranges(&info.vanished, MAX_EXPAND)
-                .ok_or_else(|| anyhow::anyhow!("the server reported an absurd VANISHED range"))?;
-            ch.vanished = gone.into_iter().filter(|u| known_set.contains(u)).collect();
-            for m in info.changed {
-                if m.uid < since {
-                    if let Some(f) = m.flags {
-                        ch.flags.insert(m.uid, (normalize_flags(f), m.modseq));
-                    }
-                }
-            }
-            return Ok(scan);
-        }
-        if since > 1 {
-            let condstore =
-                self.session.condstore && saved.highestmodseq != 0 && info.highestmodseq.is_some();
-            let range = format!("1:{}", since - 1);
-            let mut present: Option<HashSet<u32>> = None;
-            if condstore {
-                if scan.status.highestmodseq != saved.highestmodseq {
-                    let items = FetchItems {
-                        flags: true,
-                        modseq: true,
-                        ..Default::default()
-                    };
-                    let flags = &mut ch.flags;
-                    self.session
-                        .uid_fetch(&range, items, Some(saved.highestmodseq), false, &mut |m| {
-                            if m.uid < since {
-                                if let Some(f) = m.flags {
-                                    flags.insert(m.uid, (normalize_flags(f), m.modseq));
-                                }
-                            }
-                            Ok(())
-                        })
-                        .await?;
-                }
-            } else if mode == ScanMode::Full {
-                let items = FetchItems {
-                    flags: true,
-                    ..Default::default()
-                };
-                let mut seen = HashSet::new();
-                let flags = &mut ch.flags;
-                self.session
-                    .uid_fetch(&range, items, None, false, &mut |m| {
-                        if m.uid < since {
-                            seen.insert(m.uid);
-                            if known_set.contains(&m.uid) {
-                                if let Some(f) = m.flags {
-                                    flags.insert(m.uid, (normalize_flags(f), None));
-                                }
-                            }
-                        }
-                        Ok(())
-                    })
-                    .await?;
-                present = Some(seen);
-            } else {
-                ch.flags_unknown = true;
-            }
-            if present.is_none() {
-                // Nothing vanished if the count adds up; else ask for the UID list.
-                let expected = old_known + new_uids.len();
-                if scan.status.messages as usize != expected
-                    || known_set
-                        .iter()
-                        .any(|u| *u >= since && !new_uids.contains(u))
-                {
-                    present = Some(self.session.uid_search(&range).await?.into_iter().collect());
-                }
-            }
-            if let Some(p) = present {
-                ch.vanished = known_set
-                    .iter()
-                    .copied()
-                    .filter(|u| !p.contains(u) && !new_uids.contains(u))
-                    .collect();
-            }
-        }
-        Ok(scan)
-    }
-
-    /// Without UIDPLUS: finds the UIDs of `uploads` (those still `None` in `uids`) among
-    /// the messages at or above [`Self::append_floor`] by their fingerprint (Message-ID
-    /// with date or size; size and date without one), without changing any message. A
-    /// message is only identified when the candidates are unambiguous: as many unclaimed
-    /// matches as uploads of that identity, matched by no other upload. Anything else stays
-    /// `None`, so the engine keeps the copy pending and the next run re-detects it among
-    /// the new messages (at or above the UIDNEXT recorded before the APPEND).
-    async fn find_appended(
-        &mut self,
-        uploads: &[Upload<'_>],
-        uids: &mut [Option<u32>],
-    ) -> anyhow::Result<()> {
-        let floor = self.append_floor.max(1);
-        let items = FetchItems {
-            internaldate: true,
-            size: true,
-            message_id: true,
-            ..Default::default()
-        };
-        let mut found: Vec<(u32, Fingerprint)> = Vec::new();
-        let claimed = &self.claimed;
-        self.session
-            .uid_fetch(&format!("{floor}:*"), items, None, false, &mut |m| {
-                // `N:*` returns the last message even below N: filter.
-                if m.uid >= floor && !claimed.contains(&m.uid) {
-                    found.push((m.uid, fingerprint_of(&m)));
-                }
-                Ok(())
-            })
-            .await?;
-        found.sort_by_key(|(u, _)| *u);
-        found.dedup_by_key(|(u, _)| *u);
-        for (i, uid) in identify_appends(uploads, uids, &found) {
-            uids[i] = Some(uid);
-        }
-        Ok(())
-    }
-}
-
-/// The identity of a fetched message (it needs UID, RFC822.SIZE, INTERNALDATE and the
-/// Message-ID header fetched).
-fn fingerprint_of(m: &crate::imap::types::FetchedMessage) -> Fingerprint {
-    Fingerprint {
-        msgid: m.header_fields.as_deref().map(message_id_hash).unwrap_or(0),
-        size: m.size.unwrap_or(0),
-        // A server may answer INTERNALDATE NIL (seen from some Exchange versions): 0 then,
-        // which only a size-and-date match would need.
-        date: m.internaldate.map(|d| d.unix).unwrap_or(0),
-    }
-}
-
-/// Pairs uploads without a UID (`None` in `uids`) with `found` messages (ascending UIDs):
-/// the uploads of one identity get the matching messages in UID order (APPENDs complete in
-/// the order sent), but only when there are exactly as many matches as such uploads and no
-/// upload of another identity matches them too. Returns (upload index, UID) pairs.
-fn identify_appends(
-    uploads: &[Upload<'_>],
-    uids: &[Option<u32>],
-    found: &[(u32, Fingerprint)],
-) -> Vec<(usize, u32)> {
-    let mut groups: Vec<(Fingerprint, Vec<usize>)> = Vec::new();
-    for (i, u) in uploads.iter().enumerate() {
-        if uids.get(i).copied().flatten().is_some() {
-            continue;
-        }
-        match groups.iter_mut().find(|(fp, _)| *fp == u.fp) {
-            Some((_, v)) => v.push(i),
-            None => groups.push((u.fp, vec![i])),
-        }
-    }
-    let mut out = Vec::new();
-    for (fp, idxs) in &groups {
-        let cands: Vec<&(u32, Fingerprint)> = found.iter().filter(|(_, f)| fp.matches(f)).collect();
-        let contested = cands
-            .iter()
-            .any(|(_, f)| groups.iter().any(|(o, _)| o != fp && o.matches(f)));
-        if cands.len() != idxs.len() || contested {
-            tracing::debug!(
-                "{} upload(s) without APPENDUID: {} candidate(s), not identified this run",
-                idxs.len(),
-                cands.len()
-            );
-            continue;
-        }
-        out.extend(idxs.iter().zip(cands).map(|(i, (u, _))| (*i, *u)));
-    }
-    out
 }
 
 #[async_trait]
@@ -862,53 +606,5 @@ fn yes(b: bool) -> &'static str {
         "yes"
     } else {
         "no"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fp(msgid: i64, size: u32, date: i64) -> Fingerprint {
-        Fingerprint { msgid, size, date }
-    }
-
-    fn up(flags: &Flags, f: Fingerprint) -> Upload<'_> {
-        Upload {
-            data: b"",
-            flags,
-            internaldate: None,
-            fp: f,
-        }
-    }
-
-    #[test]
-    fn appends_are_identified_only_when_unambiguous() {
-        let flags = Flags::default();
-        let a = fp(11, 100, 5);
-        let b = fp(22, 200, 6);
-        let c = fp(0, 300, 7);
-        let uploads = [up(&flags, a), up(&flags, b), up(&flags, c)];
-        // Each found once (b with another size: rewritten by the server), plus a stranger.
-        let found = [(40, a), (41, fp(22, 210, 6)), (42, c), (43, fp(99, 1, 1))];
-        let got = identify_appends(&uploads, &[None, None, None], &found);
-        assert_eq!(got, vec![(0, 40), (1, 41), (2, 42)]);
-        // Already known UIDs are left alone.
-        let got = identify_appends(&uploads, &[Some(7), None, None], &found);
-        assert_eq!(got, vec![(1, 41), (2, 42)]);
-        // Two candidates for one upload (someone else stored the same message): no guess.
-        let found2 = [(40, a), (41, a)];
-        assert!(identify_appends(&uploads[..1], &[None], &found2).is_empty());
-        // Not there (yet): nothing.
-        assert!(identify_appends(&uploads[..1], &[None], &[]).is_empty());
-        // Two identical uploads and two matches: in UID order.
-        let twins = [up(&flags, a), up(&flags, a)];
-        assert_eq!(
-            identify_appends(&twins, &[None, None], &found2),
-            vec![(0, 40), (1, 41)]
-        );
-        // A candidate two different uploads match: neither is identified by it.
-        let loose = [up(&flags, fp(11, 100, 5)), up(&flags, fp(11, 100, 9))];
-        assert!(identify_appends(&loose, &[None, None], &[(50, a)]).is_empty());
     }
 }
