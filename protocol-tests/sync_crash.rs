@@ -63,6 +63,8 @@ pub fn reference<L: MailSide>(bed: &SyncBed<L>) -> Snapshot {
     snap
 }
 
+const NO_GRACE: (&str, &str) = ("TWINBOX_CRASH_GRACE_MS", "0");
+
 fn aborted(run: &crate::support::sync::RunOutcome) -> bool {
     run.code.is_none() && run.stderr.contains("fault injected")
 }
@@ -85,7 +87,7 @@ pub fn interrupt_at_every_step<L: MailSide>(bed: &SyncBed<L>, fresh: &SyncBed<L>
     loop {
         bed.restore("prepared");
         let n_s = n.to_string();
-        let run = bed.run_with(&["-1"], &[("TWINBOX_FAULT_AFTER", &n_s)]);
+        let run = bed.run_with(&["-1"], &[("TWINBOX_FAULT_AFTER", &n_s), NO_GRACE]);
         if run.ok() {
             // Fewer than N steps: every step has been interrupted once.
             assert!(n > 5, "suspiciously few steps ({n}):\n{run}");
@@ -93,7 +95,8 @@ pub fn interrupt_at_every_step<L: MailSide>(bed: &SyncBed<L>, fresh: &SyncBed<L>
             break;
         }
         assert!(aborted(&run), "step {n}: not the injected fault:\n{run}");
-        let again = bed.run_with(&["-1"], &[]);
+        // An abort leaves no command in flight: no need for the wait after a crash.
+        let again = bed.run_with(&["-1"], &[NO_GRACE]);
         assert!(
             again.ok(),
             "step {n}: the run after the crash failed:\n{again}"

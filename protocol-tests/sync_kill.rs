@@ -174,11 +174,13 @@ pub fn kill_9_trials<L: MailSide>(bed: &SyncBed<L>) {
         let _ = t0;
         let killed = crate::support::sync::RunOutcome::from_output(out);
         let state_after_kill = bed.dump_state();
-        // A killed client's last command may still be completing on the server (a
-        // MULTIAPPEND received in full is committed after the client is gone): like a
-        // user restarting later, wait until the server has finished every session.
-        bed.remote.wait_idle();
-        bed.local.wait_idle();
+        // Restarted at once: a killed client's last command may still be executing on the
+        // server (from data in its socket buffer); the engine waits for it after a crash.
+        // TWINBOX_KILL_WAIT=1 instead waits here until the server ended every session.
+        if std::env::var("TWINBOX_KILL_WAIT").is_ok() {
+            bed.remote.wait_idle();
+            bed.local.wait_idle();
+        }
         let run = bed.sync();
         let (l, r) = bed.snapshots();
         if let Err(e) = crate::support::sync::compare(&l, &r) {

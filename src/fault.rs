@@ -6,6 +6,9 @@
 //! - `TWINBOX_HOOK_AT=N` with `TWINBOX_HOOK_CMD=COMMAND` runs `sh -c COMMAND` at the N-th
 //!   step and waits for it (e.g. a `doveadm save` racing the sync), then goes on.
 //!
+//! - `TWINBOX_CRASH_GRACE_MS=N` replaces the wait after an interrupted run (see
+//!   [`crash_grace`]), e.g. 0 in tests whose interruptions leave no command in flight.
+//!
 //! Unset (the normal case) they cost one relaxed atomic load per step.
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -59,4 +62,14 @@ pub fn step(what: &str) {
 /// Steps taken so far (for tests that count them).
 pub fn steps() -> i64 {
     COUNT.load(Ordering::SeqCst)
+}
+
+/// How long after the last state write of an interrupted run a new run waits before it
+/// looks for that run's copies: 3 s, or `TWINBOX_CRASH_GRACE_MS`.
+pub fn crash_grace() -> std::time::Duration {
+    std::env::var("TWINBOX_CRASH_GRACE_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(std::time::Duration::from_millis)
+        .unwrap_or(std::time::Duration::from_secs(3))
 }

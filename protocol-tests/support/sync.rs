@@ -324,6 +324,7 @@ impl<L: MailSide> SyncBed<L> {
         c.arg("-c")
             .arg(self.config_path())
             .env_remove("TWINBOX_FAULT_AFTER")
+            .env_remove("TWINBOX_CRASH_GRACE_MS")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -5,11 +5,12 @@
 //! target's UIDNEXT; a run that finds pending copies recognises the ones that landed (new
 //! UIDs at or above it with the same identity) instead of copying them again. Proven by
 //! `protocol-tests/sync_crash.rs` (an abort at every step, and a concurrent change at every
-//! step) and `protocol-tests/sync_kill.rs` (kill -9 at random moments). One limit: a
-//! server may still commit a killed client's last APPEND, received in full, a moment after
-//! the kill; a run started within that moment does not see it and copies those messages
-//! again (a duplicate, never a loss). Restarting after the old sessions are gone (the
-//! server logged them out) is safe.
+//! step) and `protocol-tests/sync_kill.rs` (kill -9 at random moments, restarted at
+//! once). A server may still commit a killed client's last APPEND from data already in its
+//! socket buffer a moment after the kill; a run started within that moment would not see
+//! it and would copy those messages
+//! again (a duplicate, never a loss). So a run that finds copies pending from a run
+//! interrupted less than 3 s ago first waits for the rest of those 3 s.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -260,6 +261,9 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         .map(|m| (m.name.clone(), m))
         .collect();
     let pending = db.mailboxes_with_pending()?;
+    if !pending.is_empty() && !o.dry_run {
+        settle_after_crash(&a.state_path).await;
+    }
     let db = Arc::new(Mutex::new(db));
     let mut stores = open_pair(a).await?;
     let (l, r) = {
@@ -524,6 +528,28 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
     report.seconds = t0.elapsed().as_secs_f64();
     report.stopped = o.stopping();
     Ok(report)
+}
+
+/// Copies are pending from an interrupted run. A server may still be executing that run's
+/// last APPEND from data already in its socket buffer; if the state was written moments
+/// ago, wait until [`crate::fault::crash_grace`] (3 s) has passed since, so the copies
+/// that land are found (and not appended a second time).
+async fn settle_after_crash(state: &std::path::Path) {
+    let mut wal = state.as_os_str().to_owned();
+    wal.push("-wal");
+    let newest = [state.to_path_buf(), PathBuf::from(wal)]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .max();
+    let Some(age) = newest.and_then(|t| t.elapsed().ok()) else {
+        return;
+    };
+    let grace = crate::fault::crash_grace();
+    if age < grace {
+        let wait = grace - age;
+        tracing::info!(target: "twinbox::sync", "copies pending from an interrupted run {:.1} s ago: waiting {:.1} s for the servers to finish its last commands", age.as_secs_f64(), wait.as_secs_f64());
+        tokio::time::sleep(wait).await;
+    }
 }
 
 fn describe(c: &Counts) -> String {
