@@ -154,7 +154,7 @@ fn settled_counts(dv: &Dovecot, sessions: usize) -> Result<(u64, u64, usize)> {
         let log = dv.log_contents();
         let logins = log
             .lines()
-            .filter(|l| l.contains("imap-login: Login:"))
+            .filter(|l| l.contains("imap-login: Info: Login: "))
             .count();
         let s = dv.session_byte_counts();
         if s.len() >= logins && s.len() >= sessions {

@@ -58,11 +58,26 @@ impl Bed {
     /// A bed with the given engine and separator (`/`: LAYOUT=fs, `.`: Maildir++), INBOX
     /// at the Maildir root and UTF-8 folder names on disk, as twinbox writes them.
     pub fn new(engine: Engine, sep: char) -> Bed {
-        let (layout, loc) = if sep == '/' {
-            (MailLayout::Fs, "maildir:~/Maildir:LAYOUT=fs:UTF-8")
+        Bed::with_inbox(engine, sep, false)
+    }
+
+    /// [`Bed::new`], with INBOX in `Maildir/INBOX/` (twinbox's `inbox = folder`, the
+    /// default) when `inbox_folder`.
+    pub fn with_inbox(engine: Engine, sep: char, inbox_folder: bool) -> Bed {
+        let (layout, mut loc) = if sep == '/' {
+            (
+                MailLayout::Fs,
+                "maildir:~/Maildir:LAYOUT=fs:UTF-8".to_string(),
+            )
         } else {
-            (MailLayout::MaildirPlusPlus, "maildir:~/Maildir:UTF-8")
+            (
+                MailLayout::MaildirPlusPlus,
+                "maildir:~/Maildir:UTF-8".to_string(),
+            )
         };
+        if inbox_folder {
+            loc.push_str(":INBOX=~/Maildir/INBOX");
+        }
         let dv = Dovecot::start(
             DovecotOptions::default()
                 .tls(false)
@@ -86,11 +101,12 @@ impl Bed {
             &conf,
             format!(
                 "[general]\naccounts = T\nmetadata = {meta}\n\n[Account T]\nlocalrepository = Local\nremoterepository = Remote\n\n\
-                 [Repository Local]\ntype = Maildir\nlocalfolders = {md}\nsep = {sep}\ninbox = root\nmaildir_engine = {engine}\n\n\
+                 [Repository Local]\ntype = Maildir\nlocalfolders = {md}\nsep = {sep}\ninbox = {inbox}\nmaildir_engine = {engine}\n\n\
                  [Repository Remote]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {port}\nssl = no\nstarttls = no\nremoteuser = {REMOTE}\nremotepass = secret\n",
                 meta = dir.path().join("meta").display(),
                 md = maildir.display(),
                 port = dv.imap_port(),
+                inbox = if inbox_folder { "folder" } else { "root" },
             ),
         )
         .expect("write config");

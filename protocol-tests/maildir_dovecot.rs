@@ -95,3 +95,48 @@ fn maildir_native_more_than_26_keywords() {
     assert!(out.contains("0 flag changes"), "{out}");
     assert_eq!(copied(&out), (0, 0), "{out}");
 }
+
+/// Without dovecot's imap binary, or (as root) on a root-owned Maildir, the run stops
+/// with a clear message and exit status 2.
+#[test]
+fn maildir_dovecot_engine_errors_are_clear() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |extra: &str, root: &std::path::Path| {
+        let conf = dir.path().join("c.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "[general]\naccounts = T\nmetadata = {}\n\n[Account T]\nlocalrepository = L\nremoterepository = R\n\n\
+                 [Repository L]\ntype = Maildir\nlocalfolders = {}\nmaildir_engine = dovecot\n{extra}\n\
+                 [Repository R]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = 9\nssl = no\nstarttls = no\nremoteuser = x\nremotepass = y\n",
+                dir.path().join("meta").display(),
+                root.display()
+            ),
+        )
+        .expect("conf");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_twinbox"))
+            .arg("-c")
+            .arg(&conf)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = write(
+        "dovecot_imap_path = /nonexistent/imap\n",
+        &dir.path().join("m1"),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("/nonexistent/imap") && err.contains("dovecot-imapd"),
+        "{err}"
+    );
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let (code, err) = write("", &dir.path().join("m2"));
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("refuses to access mail as root"), "{err}");
+    }
+}

@@ -35,6 +35,9 @@ pub fn seed(bed: &Bed, sep: char) -> Vec<String> {
 
 fn first_sync(sep: char) {
     let bed = Bed::new(Engine::Native, sep);
+    // Several workers, each with its own store (and UID map connection).
+    let conf = std::fs::read_to_string(&bed.conf).expect("conf");
+    std::fs::write(&bed.conf, format!("{conf}maxconnections = 3\n")).expect("conf");
     let folders = seed(&bed, sep);
     let out = bed.sync();
     assert_eq!(copied(&out), (16, 6), "{out}");
@@ -68,4 +71,20 @@ fn maildir_native_noop_resync_reads_no_folder() {
     let out = bed.sync();
     assert_eq!(folders_read(&out), Some(0), "{out}");
     assert!(out.contains("(0 opened)"), "{out}");
+}
+
+#[test]
+fn maildir_native_dry_run_changes_nothing() {
+    let bed = Bed::new(Engine::Native, '/');
+    seed(&bed, '/');
+    let before = bed.messages(LOCAL, "INBOX");
+    let out = bed.command().arg("--dry-run").output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("would "), "{text}");
+    bed.fix_owner();
+    assert_eq!(bed.messages(LOCAL, "INBOX"), before);
+    assert!(!bed.maildir.join("Lists").exists(), "no folder created");
+    let out = bed.sync();
+    assert_eq!(copied(&out), (16, 6), "{out}");
 }

@@ -228,7 +228,16 @@ fn sync_with_faults(bed: &Bed) -> u32 {
 
 #[test]
 fn maildir_native_interrupted_at_every_step() {
-    let bed = Bed::new(Engine::Native, '/');
+    interrupted_at_every_step(Engine::Native);
+}
+
+#[test]
+fn maildir_dovecot_interrupted_at_every_step() {
+    interrupted_at_every_step(Engine::Dovecot);
+}
+
+fn interrupted_at_every_step(engine: Engine) {
+    let bed = Bed::new(engine, '/');
     let folders = seed(&bed, '/');
     let names: Vec<&str> = folders.iter().map(String::as_str).collect();
     // First sync, cut at every step in turn.
@@ -343,4 +352,27 @@ fn maildir_native_survives_kill_9() {
         "{logs}\n--- first clean run:\n{first}\n--- second:\n{out}"
     );
     bed.assert_same(&["INBOX"]);
+}
+
+/// `inbox = folder` (the default): INBOX in `Maildir/INBOX/`, with both engines.
+#[test]
+fn maildir_native_inbox_folder() {
+    inbox_folder(Engine::Native);
+}
+
+#[test]
+fn maildir_dovecot_inbox_folder() {
+    inbox_folder(Engine::Dovecot);
+}
+
+fn inbox_folder(engine: Engine) {
+    let bed = Bed::with_inbox(engine, '/', true);
+    let folders = seed(&bed, '/');
+    let out = bed.sync();
+    assert_eq!(copied(&out), (16, 6), "{out}");
+    bed.assert_same(&folders.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(bed.maildir.join("INBOX").join("cur").is_dir());
+    assert!(!bed.maildir.join("cur").exists(), "no Maildir at the root");
+    let out = bed.sync();
+    assert_eq!(copied(&out), (0, 0), "{out}");
 }

@@ -75,6 +75,11 @@ impl MailSide for MaildirSide {
         self.imap.create_mailbox(mailbox)
     }
 
+    fn delete_mailbox(&self, mailbox: &str) -> Result<()> {
+        self.own();
+        self.imap.delete_mailbox(mailbox)
+    }
+
     fn append(&self, mailbox: &str, raw: &[u8], flags: &[&str]) -> Result<()> {
         self.own();
         self.imap.append(mailbox, raw, flags)
@@ -154,6 +159,7 @@ shared! {
     maildir_native_shared_changes_on_both_sides: Engine::Native, '/', |b| sc::changes_on_both_sides(&b);
     maildir_native_shared_flag_conflicts: Engine::Native, '/', |b| sc::flag_conflicts_merge(&b);
     maildir_native_shared_expunge_beats_flags: Engine::Native, '/', |b| sc::expunge_beats_flag_change(&b);
+    maildir_native_shared_pairing: Engine::Native, '/', |b| sc::same_message_on_both_sides_before_first_sync(&b);
     maildir_native_shared_mailboxes_created: Engine::Native, '/', |b| sc::mailboxes_created_on_either_side(&b);
     maildir_native_shared_changes_maildirplusplus: Engine::Native, '.', |b| sc::changes_on_both_sides(&b);
     maildir_dovecot_shared_first_sync_to_local: Engine::Dovecot, '/', |b| sc::first_sync_populated_to_empty(&b, false);
@@ -161,5 +167,6 @@ shared! {
     maildir_dovecot_shared_changes_on_both_sides: Engine::Dovecot, '/', |b| sc::changes_on_both_sides(&b);
     maildir_dovecot_shared_flag_conflicts: Engine::Dovecot, '/', |b| sc::flag_conflicts_merge(&b);
     maildir_dovecot_shared_expunge_beats_flags: Engine::Dovecot, '/', |b| sc::expunge_beats_flag_change(&b);
+    maildir_dovecot_shared_pairing: Engine::Dovecot, '/', |b| sc::same_message_on_both_sides_before_first_sync(&b);
     maildir_dovecot_shared_mailboxes_created: Engine::Dovecot, '/', |b| sc::mailboxes_created_on_either_side(&b);
 }

@@ -158,11 +158,17 @@ fn push_picks_up(opts: DovecotOptions, method: &str) {
     });
     // The watcher may see our own first sync's changes: let that settle first.
     std::thread::sleep(std::time::Duration::from_secs(1));
+    let t0 = std::time::Instant::now();
     new_message(&s, 777);
     assert!(
         s.wait_for_local_count("INBOX", 3),
         "the new message did not arrive by push; events: {:#?}",
         d.events
+    );
+    // A figure for the record, not an assertion.
+    eprintln!(
+        "push by {method}: on the local side {:.2} s after doveadm save returned (polled every 0.2 s)",
+        t0.elapsed().as_secs_f64()
     );
     let start = d.wait_event("push sync", |v| {
         v["event"] == "sync_start" && v["reason"] == "push"
@@ -174,6 +180,15 @@ fn push_picks_up(opts: DovecotOptions, method: &str) {
     assert_eq!(s.assert_converged("INBOX"), 3);
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit().success());
+    // Every connection, the push ones included, logged out rather than dropped.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let log = s.dv.log_contents();
+    assert!(
+        !log.lines().any(|l| l.contains("imap(")
+            && l.contains("Disconnected")
+            && !l.contains("Logged out")),
+        "a connection was dropped without LOGOUT:\n{log}"
+    );
 }
 
 #[test]
@@ -363,4 +378,287 @@ fn notify_push_syncs_a_new_mailbox() {
     assert_eq!(s.assert_converged("Projects"), 1);
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit().success());
+}
+
+#[test]
+fn holdconnectionopen_reuses_one_connection_and_keeps_it_alive() {
+    let s = setup(
+        DovecotOptions::default(),
+        "holdconnectionopen = yes\nkeepalive = 1",
+        2,
+    );
+    let mut d = s.daemon(&[]);
+    d.wait_sync(1);
+    new_message(&s, 902);
+    d.signal(libc::SIGUSR1);
+    let second = d.wait_sync(2);
+    assert_eq!(second["copied_to_local"], 1, "{second}");
+    // keepalive = 1 s: NOOPs on the held connection between syncs.
+    let end = std::time::Instant::now() + crate::runmodes_support::PATIENCE;
+    loop {
+        let cmds = s.dv.commands_seen("alice").unwrap_or_default();
+        if cmds.iter().any(|c| c.contains("NOOP")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "no keepalive NOOP: {cmds:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+    assert_eq!(s.assert_converged("INBOX"), 3);
+    // One remote session for both syncs, logged out at exit.
+    s.dv.wait_for_log("Logged out", crate::runmodes_support::PATIENCE)
+        .expect("logout logged");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let alice: Vec<_> =
+        s.dv.session_byte_counts()
+            .into_iter()
+            .filter(|b| b.user == "alice")
+            .collect();
+    assert_eq!(
+        alice.len(),
+        1,
+        "sessions: {alice:?}\n{}",
+        s.dv.log_contents()
+    );
+    let log = s.dv.log_contents();
+    assert!(
+        !log.lines().any(|l| l.contains("imap(")
+            && l.contains("Disconnected")
+            && !l.contains("Logged out")),
+        "a connection was dropped without LOGOUT:\n{log}"
+    );
+}
+
+#[test]
+fn a_resume_from_suspend_syncs_and_restarts_push() {
+    let s = setup(
+        DovecotOptions::default(),
+        "idlefolders = INBOX\nholdconnectionopen = yes",
+        1,
+    );
+    let shift = s.dir.path().join("clock-shift");
+    std::fs::write(&shift, "0").expect("write shift");
+    let mut d = s.daemon_env(&[], &[("TWINBOX_WALL_CLOCK_SHIFT_FILE", &shift)]);
+    d.wait_sync(1);
+    d.wait_event("push set up", |v| {
+        v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+    });
+    // The machine "sleeps" an hour: the wall clock jumps, the monotonic one does not.
+    std::fs::write(&shift, "3600").expect("write shift");
+    let start = d.wait_event("a sync on resume", |v| {
+        v["event"] == "sync_start" && v["reason"] == "resume"
+    });
+    assert!(
+        start["folders"].is_null(),
+        "a resume looks at every mailbox"
+    );
+    new_message(&s, 903);
+    assert!(
+        s.wait_for_local_count("INBOX", 2),
+        "events: {:#?}",
+        d.events
+    );
+    // Push was set up afresh and still works.
+    let notify_setups = || {
+        d.events
+            .iter()
+            .filter(|v| {
+                v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+            })
+            .count()
+    };
+    if notify_setups() < 2 {
+        d.wait_event("push set up again", |v| {
+            v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+        });
+    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    new_message(&s, 904);
+    assert!(
+        s.wait_for_local_count("INBOX", 3),
+        "events: {:#?}",
+        d.events
+    );
+    assert_eq!(s.assert_converged("INBOX"), 3);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+}
+
+#[test]
+fn term_while_a_silent_server_keeps_the_sync_connecting_exits_at_once() {
+    let s = setup(DovecotOptions::default(), "", 2);
+    let relay = crate::runmodes_support::Relay::start(s.dv.imap_port());
+    s.remote_port(relay.port);
+    relay.set_blackhole(true);
+    let mut d = s.daemon(&[]);
+    d.wait_event("the sync under way", |v| v["event"] == "sync_start");
+    // The greeting never comes (the socket timeout is 120 s); TERM must not wait for it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    d.signal(libc::SIGTERM);
+    let status = d.wait_exit();
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        d.events
+            .iter()
+            .any(|v| v["event"] == "info" && v["message"] == "stopped while connecting"),
+        "events: {:#?}",
+        d.events
+    );
+    assert_eq!(d.count("account_end"), 0);
+    // Nothing was written: a normal run afterwards syncs everything once.
+    relay.set_blackhole(false);
+    let (status, _, err) = s.run(&["-u", "quiet", "-o"]);
+    assert!(status.success(), "{err}");
+    assert_eq!(s.assert_converged("INBOX"), 2);
+}
+
+#[test]
+fn a_push_connection_that_goes_silent_is_noticed_and_replaced() {
+    // keepalive = 2: IDLE is renewed every 2 s; socktimeout = 3 (-k): DONE must be
+    // answered within 3 s, so a dead link is noticed in seconds, not after 30 minutes.
+    let s = setup(
+        DovecotOptions::default(),
+        "idlefolders = INBOX\nkeepalive = 2",
+        1,
+    );
+    let relay = crate::runmodes_support::Relay::start(s.dv.imap_port());
+    s.remote_port(relay.port);
+    let mut d = s.daemon(&["-k", "socktimeout=3"]);
+    d.wait_sync(1);
+    d.wait_event("push set up", |v| {
+        v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+    });
+    relay.silence_existing();
+    d.wait_event("the dead link noticed", |v| {
+        v["event"] == "info"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("push connection lost"))
+    });
+    d.wait_event("push set up again", |v| {
+        v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    new_message(&s, 905);
+    assert!(
+        s.wait_for_local_count("INBOX", 2),
+        "events: {:#?}",
+        d.events
+    );
+    assert_eq!(s.assert_converged("INBOX"), 2);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+}
+
+#[test]
+fn a_stream_of_pushes_does_not_postpone_the_refresh() {
+    // autorefresh 0.05 min (3 s); a new message every 0.5 s keeps push syncs coming.
+    let s = Setup::new(
+        DovecotOptions::default(),
+        "autorefresh = 0.05",
+        "idlefolders = INBOX",
+    );
+    s.dv.seed_mailbox("alice", "INBOX", &sample_messages(80, 1), &[])
+        .expect("seed");
+    let mut d = s.daemon(&[]);
+    d.wait_sync(1);
+    d.wait_event("push set up", |v| {
+        v["event"] == "info" && v["message"].as_str().is_some_and(|m| m.contains("NOTIFY"))
+    });
+    /// Stops the feeder however the test ends (a panic included), so the scope can end.
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let _stop = StopOnDrop(&stop);
+        scope.spawn(|| {
+            let mut seed = 1000;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ =
+                    s.dv.append("alice", "INBOX", &sample_messages(seed, 1).concat(), &[]);
+                seed += 1;
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        });
+        let pushed = d.wait_event("a push sync", |v| {
+            v["event"] == "sync_start" && v["reason"] == "push"
+        });
+        assert_eq!(pushed["folders"], serde_json::json!(["INBOX"]));
+        d.wait_event("a refresh between the pushes", |v| {
+            v["event"] == "sync_start" && v["reason"] == "refresh"
+        });
+    });
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+    let (status, _, err) = s.run(&["-u", "quiet", "-o"]);
+    assert!(status.success(), "{err}");
+    s.assert_converged("INBOX");
+}
+
+#[test]
+fn two_accounts_wake_on_usr1_and_maxsyncaccounts_1_serialises_them() {
+    let s = setup(
+        DovecotOptions::default()
+            .user("carol", "secret")
+            .user("dave", "secret"),
+        "",
+        1,
+    );
+    s.dv.seed_mailbox("carol", "INBOX", &sample_messages(90, 2), &[])
+        .expect("seed carol");
+    let mut text = std::fs::read_to_string(&s.conf).expect("config");
+    text.push_str(&format!(
+        "\n[Account Second]\nlocalrepository = Local2\nremoterepository = Remote2\nautorefresh = 60\n\n\
+         [Repository Remote2]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {p}\nssl = no\nstarttls = no\nremoteuser = carol\nremotepass = secret\n\n\
+         [Repository Local2]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {p}\nssl = no\nstarttls = no\nremoteuser = dave\nremotepass = secret\n",
+        p = s.dv.imap_port()
+    ));
+    std::fs::write(&s.conf, text).expect("config");
+    let mut d = s.daemon(&["-k", "accounts=Test,Second", "-k", "maxsyncaccounts=1"]);
+    d.wait_sync(2);
+    new_message(&s, 906);
+    s.dv.append("carol", "INBOX", &sample_messages(907, 1).concat(), &[])
+        .expect("append");
+    d.signal(libc::SIGUSR1);
+    d.wait_sync(4);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit().success());
+    let ends: Vec<&serde_json::Value> = d
+        .events
+        .iter()
+        .filter(|v| v["event"] == "account_end")
+        .collect();
+    for acct in ["Test", "Second"] {
+        let mine: Vec<u64> = ends
+            .iter()
+            .filter(|v| v["account"] == acct)
+            .filter_map(|v| v["copied_to_local"].as_u64())
+            .collect();
+        assert_eq!(mine.len(), 2, "{acct}: two syncs");
+        assert_eq!(mine[1], 1, "{acct}: the second sync copies the new message");
+    }
+    // maxsyncaccounts = 1: one account's sync ends before the other's begins.
+    let mut open: Option<String> = None;
+    for v in &d.events {
+        match v["event"].as_str() {
+            Some("account_start") => {
+                assert!(open.is_none(), "overlapping syncs: {:#?}", d.events);
+                open = v["account"].as_str().map(String::from);
+            }
+            Some("account_end") => open = None,
+            _ => {}
+        }
+    }
+    assert_eq!(s.assert_converged("INBOX"), 2);
+    let (a, b) = (s.contents("carol", "INBOX"), s.contents("dave", "INBOX"));
+    assert_eq!(a, b);
+    assert_eq!(a.len(), 3);
 }

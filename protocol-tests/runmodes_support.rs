@@ -74,8 +74,14 @@ impl Setup {
 
     /// Starts `twinbox -u machineui args...` in the background.
     pub fn daemon(&self, args: &[&str]) -> Daemon {
+        self.daemon_env(args, &[])
+    }
+
+    /// [`Self::daemon`] with extra environment variables.
+    pub fn daemon_env(&self, args: &[&str], env: &[(&str, &std::path::Path)]) -> Daemon {
         let mut child = self
             .command(&[&["-u", "machineui"], args].concat())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -262,6 +268,11 @@ pub struct Relay {
     pub port: u16,
     conns: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
     down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    blackhole: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Connections numbered below this forward nothing any more.
+    silent_below: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Connections accepted so far.
+    accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Relay {
@@ -274,11 +285,25 @@ impl Relay {
         let keep = conns.clone();
         let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let is_down = down.clone();
+        let blackhole = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let is_blackhole = blackhole.clone();
+        let held = conns.clone();
+        let silent_below = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let silent = silent_below.clone();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = accepted.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { break };
                 if is_down.load(std::sync::atomic::Ordering::SeqCst) {
                     drop(client);
+                    continue;
+                }
+                if is_blackhole.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Accepted, never answered: a server gone silent.
+                    if let Ok(mut k) = held.lock() {
+                        k.push(client);
+                    }
                     continue;
                 }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
@@ -291,6 +316,7 @@ impl Relay {
                     k.push(c2);
                     k.push(s2);
                 }
+                let me = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 for (mut from, mut to) in [
                     (client.try_clone(), server.try_clone()),
                     (server.try_clone(), client.try_clone()),
@@ -298,19 +324,55 @@ impl Relay {
                 .into_iter()
                 .filter_map(|(a, b)| Some((a.ok()?, b.ok()?)))
                 {
+                    let silent = silent.clone();
                     std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut from, &mut to);
+                        use std::io::{Read, Write};
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            let n = match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            // A silenced connection swallows everything, like a dead link.
+                            if me < silent.load(std::sync::atomic::Ordering::SeqCst) {
+                                continue;
+                            }
+                            if to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
                         let _ = to.shutdown(std::net::Shutdown::Both);
                     });
                 }
             }
         });
-        Relay { port, conns, down }
+        Relay {
+            port,
+            conns,
+            down,
+            blackhole,
+            silent_below,
+            accepted,
+        }
     }
 
     /// While down, new connections are closed at once (existing ones are not touched).
     pub fn set_down(&self, down: bool) {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// While set, new connections are accepted and then never answered.
+    pub fn set_blackhole(&self, on: bool) {
+        self.blackhole
+            .store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Every connection made so far goes silent without closing (a link that died, as after
+    /// a suspend or a NAT timeout); new connections work.
+    pub fn silence_existing(&self) {
+        let n = self.accepted.load(std::sync::atomic::Ordering::SeqCst);
+        self.silent_below
+            .store(n + 1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Cuts every connection made so far (new ones still get through).

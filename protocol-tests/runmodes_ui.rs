@@ -227,3 +227,20 @@ fn ttyui_is_the_default_on_a_terminal_and_syncs() {
     assert!(text.contains("mailboxes"), "no progress bar: {text}");
     assert_eq!(s.assert_converged("INBOX"), 30);
 }
+
+#[test]
+fn machineui_reports_a_configuration_error_as_json() {
+    let s = seeded(0);
+    let (status, out, _) = s.run(&["-u", "machineui", "-o", "-k", "maxsyncaccounts=lots"]);
+    assert_eq!(status.code(), Some(2));
+    let v: Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    assert_eq!(v["event"], "error");
+    assert!(v["account"].is_null());
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("maxsyncaccounts")),
+        "{v}"
+    );
+}

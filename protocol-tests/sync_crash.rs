@@ -11,14 +11,14 @@ use crate::support::sync::{msg, sha, ImapSide, MailSide, Msg, Snapshot, SyncBed}
 use twinbox::testbed::sample_messages;
 
 /// The messages of [`prepare`].
-struct Traffic {
+pub struct Traffic {
     inbox: Vec<Vec<u8>>,
     work: Vec<Vec<u8>>,
 }
 
 /// A synced account, then changes on both sides: new mail (and a new nested mailbox),
 /// flag changes (one conflicting), expunges.
-fn prepare(bed: &SyncBed<ImapSide>) -> Traffic {
+pub fn prepare<L: MailSide>(bed: &SyncBed<L>) -> Traffic {
     let (l, r): (&dyn MailSide, &dyn MailSide) = (&bed.local, &bed.remote);
     let inbox = sample_messages(101, 6);
     let work = sample_messages(102, 4);
@@ -51,9 +51,8 @@ fn prepare(bed: &SyncBed<ImapSide>) -> Traffic {
 }
 
 /// The outcome of an uninterrupted sync of [`prepare`]'s traffic.
-fn reference() -> Snapshot {
-    let bed = SyncBed::imap();
-    prepare(&bed);
+pub fn reference<L: MailSide>(bed: &SyncBed<L>) -> Snapshot {
+    prepare(bed);
     let run = bed.run_with(&["-1"], &[]);
     assert!(run.ok(), "{run}");
     let snap = bed.assert_converged();
@@ -72,9 +71,15 @@ fn aborted(run: &crate::support::sync::RunOutcome) -> bool {
 /// the uninterrupted one, nothing lost or duplicated, and a further run changes nothing.
 #[test]
 fn interrupt_at_every_step_converges_to_the_uninterrupted_result() {
-    let want = reference();
-    let bed = SyncBed::imap();
-    prepare(&bed);
+    interrupt_at_every_step(&SyncBed::imap(), &SyncBed::imap());
+}
+
+/// [`prepare`] on `bed`, then for N = 1, 2, ...: restore the prepared state, abort at step
+/// N, run again cleanly, and compare with the uninterrupted outcome (computed on `fresh`).
+/// The sides must support checkpoints.
+pub fn interrupt_at_every_step<L: MailSide>(bed: &SyncBed<L>, fresh: &SyncBed<L>) {
+    let want = reference(fresh);
+    prepare(bed);
     bed.checkpoint("prepared");
     let mut n = 1;
     loop {
@@ -132,7 +137,7 @@ fn with(snap: &mut Snapshot, mailbox: &str, f: impl FnOnce(&mut Vec<Msg>)) {
 /// there exactly once (nothing lost, nothing duplicated) and both sides agree.
 #[test]
 fn changes_made_during_a_sync_at_every_step() {
-    let base = reference();
+    let base = reference(&SyncBed::imap());
     let extra = sample_messages(107, 2);
     let bed = SyncBed::imap();
     let t = prepare(&bed);

@@ -118,6 +118,12 @@ fn traffic<L: MailSide>(bed: &SyncBed<L>, model: &mut Model, rng: &mut SampleRng
 
 #[test]
 fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+    kill_9_trials(&SyncBed::imap());
+}
+
+/// Random traffic, a kill -9 at a random moment of a sync, a clean run, and a comparison
+/// with the model, `TWINBOX_KILL_TRIALS` times.
+pub fn kill_9_trials<L: MailSide>(bed: &SyncBed<L>) {
     let trials: u64 = std::env::var("TWINBOX_KILL_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -133,7 +139,6 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         });
     eprintln!("kill -9 test: {trials} trials, TWINBOX_KILL_SEED={seed}");
     let mut rng = SampleRng::new(seed);
-    let bed = SyncBed::imap();
     let mut model = Model::new();
     model.insert("INBOX".into(), BTreeMap::new());
     // A larger first population so that kills land in the middle of a big first sync.
@@ -150,7 +155,7 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let mut killed_mid_run = 0;
     for round in 0..trials {
         if round > 0 {
-            traffic(&bed, &mut model, &mut rng, round);
+            traffic(bed, &mut model, &mut rng, round);
         }
         let delay = Duration::from_millis(rng.below(window.as_millis() as u64 + 1));
         let mut child = bed.command().spawn().expect("spawn twinbox");
@@ -166,13 +171,23 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
             killed_mid_run += 1;
             window = window.mul_f64(1.2);
         }
-        let _ = (t0, out);
+        let _ = t0;
+        let killed = crate::support::sync::RunOutcome::from_output(out);
+        let state_after_kill = bed.dump_state();
         // A killed client's last command may still be completing on the server (a
         // MULTIAPPEND received in full is committed after the client is gone): like a
         // user restarting later, wait until the server has finished every session.
         bed.remote.wait_idle();
         bed.local.wait_idle();
         let run = bed.sync();
+        let (l, r) = bed.snapshots();
+        if let Err(e) = crate::support::sync::compare(&l, &r) {
+            panic!(
+                "round {round} (seed {seed}, killed after {delay:?}): {e}\nkilled run:\n{killed}\nstate after the kill:\n{state_after_kill}\nclean run:\n{run}\nremote log:\n{}\nRAWLOG\n{}",
+                bed.remote.dovecot.log_contents(),
+                rawlogs(&bed.remote.dovecot.home_dir("bob").join("rawlog"))
+            );
+        }
         // Idempotence (a further run changes nothing) is checked every few rounds and at
         // the end, to keep the test short; sameness and the model every round.
         let got = if round % 5 == 4 || round + 1 == trials {
@@ -188,4 +203,31 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     }
     eprintln!("kill -9 test: {killed_mid_run} of {trials} kills landed during a sync");
     assert!(killed_mid_run > 0, "no kill landed during a sync");
+}
+
+fn rawlogs(dir: &std::path::Path) -> String {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    names.sort();
+    let mut out = String::new();
+    for n in names {
+        let t = std::fs::read(&n).unwrap_or_default();
+        let t = String::from_utf8_lossy(&t);
+        let short: String = t
+            .lines()
+            .filter(|l| !l.starts_with("From:") && l.len() < 300)
+            .filter(|l| {
+                l.contains(" OK")
+                    || l.contains("SELECT")
+                    || l.contains("FETCH")
+                    || l.contains("APPEND")
+                    || l.starts_with("* ")
+            })
+            .take(60)
+            .collect::<Vec<_>>()
+            .join("\n");
+        out.push_str(&format!("== {}\n{short}\n", n.display()));
+    }
+    out
 }

@@ -376,3 +376,123 @@ fn thirty_megabyte_message() {
     let snap = bed.assert_converged();
     assert!(snap["INBOX"].contains(&msg(&big, &["\\Seen"])));
 }
+
+/// A mailbox deleted on one side after a sync is neither recreated there nor deleted on
+/// the other side: the run says so and keeps the messages; a second run does the same.
+pub fn mailbox_deleted_on_one_side<L: MailSide>(bed: &SyncBed<L>, delete_local: bool) {
+    let msgs = sample_messages(111, 3);
+    bed.remote.seed("Old/Box", &msgs, &[]).expect("seed");
+    bed.remote
+        .seed("INBOX", &sample_messages(112, 1), &[])
+        .expect("seed");
+    bed.sync();
+    bed.assert_same();
+    let (gone, kept): (&dyn MailSide, &dyn MailSide) = if delete_local {
+        (&bed.local, &bed.remote)
+    } else {
+        (&bed.remote, &bed.local)
+    };
+    gone.delete_mailbox("Old/Box").expect("delete");
+    for _ in 0..2 {
+        let run = bed.sync();
+        let side = if delete_local { "local" } else { "remote" };
+        assert!(
+            run.stderr
+                .contains(&format!("Old/Box: deleted on the {side} side")),
+            "no notice:\n{run}"
+        );
+        assert!(!gone
+            .mailboxes()
+            .expect("list")
+            .contains(&"Old/Box".to_string()));
+        let mut want: Vec<_> = msgs.iter().map(|m| msg(m, &[])).collect();
+        want.sort();
+        assert_eq!(kept.messages("Old/Box").expect("messages"), want);
+    }
+}
+
+#[test]
+fn mailbox_deleted_on_remote_is_kept_locally_with_a_notice() {
+    mailbox_deleted_on_one_side(&SyncBed::imap(), false);
+}
+
+#[test]
+fn mailbox_deleted_on_local_is_kept_remotely_with_a_notice() {
+    mailbox_deleted_on_one_side(&SyncBed::imap(), true);
+}
+
+/// Servers without CONDSTORE/QRESYNC (offlineimap's semantics: full listings): the same
+/// scenarios converge, flag changes included.
+fn bed_without_condstore() -> SyncBed<crate::support::sync::ImapSide> {
+    use twinbox::testbed::DovecotOptions;
+    let mut bed = SyncBed::imap_pair(
+        DovecotOptions::default().tls(false).without_condstore(),
+        DovecotOptions::default().tls(false).without_condstore(),
+    );
+    bed.noop_opens_nothing = false;
+    bed
+}
+
+#[test]
+fn without_condstore_changes_on_both_sides() {
+    changes_on_both_sides(&bed_without_condstore());
+}
+
+#[test]
+fn without_condstore_flag_conflicts() {
+    flag_conflicts_merge(&bed_without_condstore());
+}
+
+#[test]
+fn without_condstore_expunge_beats_flags() {
+    expunge_beats_flag_change(&bed_without_condstore());
+}
+
+/// offlineimap's quick sync (`-q`) on servers without CONDSTORE: new mail and expunges
+/// propagate, flag changes wait for the next full sync and are never reverted meanwhile.
+#[test]
+fn quick_sync_without_condstore_defers_flags_and_loses_none() {
+    let bed = bed_without_condstore();
+    let base = sample_messages(121, 4);
+    bed.remote.seed("INBOX", &base, &[]).expect("seed");
+    bed.sync();
+    let h: Vec<String> = base.iter().map(|m| sha(m)).collect();
+    let new = sample_messages(122, 1);
+    bed.remote
+        .add_flags("INBOX", &h[0], &["\\Flagged"])
+        .expect("flags");
+    bed.remote.expunge("INBOX", &h[1]).expect("expunge");
+    bed.remote.append("INBOX", &new[0], &[]).expect("append");
+    bed.local
+        .add_flags("INBOX", &h[2], &["\\Seen"])
+        .expect("flags");
+    let quick = bed.run_with(&["-q"], &[]);
+    assert!(quick.ok(), "{quick}");
+    let (l, r) = bed.snapshots();
+    let mut want_l = vec![
+        msg(&base[0], &[]),
+        msg(&base[2], &["\\Seen"]),
+        msg(&base[3], &[]),
+        msg(&new[0], &[]),
+    ];
+    want_l.sort();
+    assert_eq!(l["INBOX"], want_l, "local after -q\n{quick}");
+    let mut want_r = vec![
+        msg(&base[0], &["\\Flagged"]),
+        msg(&base[2], &[]),
+        msg(&base[3], &[]),
+        msg(&new[0], &[]),
+    ];
+    want_r.sort();
+    assert_eq!(r["INBOX"], want_r, "remote after -q\n{quick}");
+    bed.sync();
+    let snap = bed.assert_converged();
+    let mut want = vec![
+        msg(&base[0], &["\\Flagged"]),
+        msg(&base[2], &["\\Seen"]),
+        msg(&base[3], &[]),
+        msg(&new[0], &[]),
+    ];
+    want.sort();
+    assert_eq!(snap["INBOX"], want);
+}

@@ -3,4 +3,6 @@
 //! Not every test module uses every helper.
 #![allow(dead_code)]
 
+pub mod imap_side;
+pub mod proxy;
 pub mod sync;

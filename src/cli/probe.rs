@@ -129,15 +129,28 @@ pub async fn run(a: ProbeArgs) -> anyhow::Result<()> {
             ", LIST + STATUS"
         }
     );
+    // NAMESPACE only where advertised here (a sync asks it anyway: Courier answers it
+    // unadvertised), so the probe sends nothing a server did not offer.
+    let root = if s.has("NAMESPACE") {
+        let ns = s.namespaces().await?;
+        let root = crate::store::namespace::FolderRoot::new(ns, None, Default::default());
+        for line in root.describe() {
+            println!("{line}");
+        }
+        Some(root)
+    } else {
+        println!("namespaces: NAMESPACE not advertised (a sync still asks for it)");
+        None
+    };
     println!(
-        "  {:<32} {:>9} {:>9} {:>12} {:>14}  delim",
+        "  {:<32} {:>9} {:>9} {:>12} {:>14}  delim  twinbox name",
         "mailbox", "messages", "uidnext", "uidvalidity", "highestmodseq"
     );
     for m in &list {
         let st = m.status.unwrap_or_default();
         let f = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
         println!(
-            "  {:<32} {:>9} {:>9} {:>12} {:>14}  {}{}",
+            "  {:<32} {:>9} {:>9} {:>12} {:>14}  {}{}{}",
             m.name,
             f(st.messages.map(u64::from)),
             f(st.uidnext.map(u64::from)),
@@ -146,6 +159,13 @@ pub async fn run(a: ProbeArgs) -> anyhow::Result<()> {
             m.delimiter
                 .map(String::from)
                 .unwrap_or_else(|| "NIL".into()),
+            match &root {
+                Some(r) => match r.to_relative(&m.name) {
+                    Some(n) => format!("    {}", crate::sync::names::to_neutral(&n, m.delimiter)),
+                    None => "    (not synced: outside the personal namespace)".to_string(),
+                },
+                None => String::new(),
+            },
             if m.selectable() {
                 ""
             } else {

@@ -120,6 +120,9 @@ fn connect_options(
         Some(false) => Compression::Never,
     };
     o.max_message_size = u32::try_from(r.maxmessagesize).unwrap_or(u32::MAX);
+    o.disabled_capabilities = r.disable_extensions.clone();
+    o.reference = r.reference.clone();
+    o.namespaces = r.namespaces;
     if let Some(t) = cfg.general.socktimeout {
         o.timeout = t;
     }
@@ -168,8 +171,8 @@ fn maildir_store(
                 .join(format!("{}.{}.uids.db", account.name, repo.name));
             let mut o = MaildirOptions::new(layout, map);
             o.fsync = cfg.fsync_for(repo);
-            o.dry_run = dry_run;
             o.customflags = m.customflags.clone();
+            o.dry_run = dry_run;
             StoreSpec::Maildir(Box::new(o))
         }
         config::MaildirEngine::Dovecot { imap_path } => {
@@ -280,10 +283,21 @@ pub fn lock_account(metadata: &Path, account: &str) -> anyhow::Result<AccountLoc
             Ok(AccountLock { _file: file })
         }
         Err(_) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
+            // The holder writes its pid just after taking the lock: give it a moment.
+            let mut holder = String::new();
+            for _ in 0..10 {
+                holder = std::fs::read_to_string(&path).unwrap_or_default();
+                if !holder.trim().is_empty() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let holder = match holder.trim() {
+                "" => "unknown".to_string(),
+                h => h.to_string(),
+            };
             anyhow::bail!(
-                "account {account} is being synced by another twinbox (pid {}); lock file {}",
-                holder.trim(),
+                "account {account} is being synced by another twinbox (pid {holder}); lock file {}",
                 path.display()
             )
         }

@@ -42,9 +42,6 @@ impl Config {
                     "[Repository {name}] {opt}: accepted but not supported yet by this build; it has no effect"
                 ))
             };
-            if i.reference.is_some() {
-                note("reference");
-            }
             if i.subscribedonly {
                 note("subscribedonly");
             }
@@ -53,9 +50,6 @@ impl Config {
             }
             if i.remote_identity.is_some() {
                 note("remote_identity");
-            }
-            if i.holdconnectionopen {
-                note("holdconnectionopen (connections are opened afresh for every sync)");
             }
         }
         out
@@ -265,6 +259,10 @@ pub struct ImapRepository {
     /// `usecompression`: COMPRESS=DEFLATE. `None` (unset): compress over the network but
     /// not over loopback or local tunnels.
     pub compression: Option<bool>,
+    /// `disable_extensions`: capabilities to ignore although the server advertises them
+    /// (a server that breaks them), upper case, e.g. `QRESYNC, CONDSTORE` (mbsync's
+    /// `DisableExtensions`). `-k "Repository NAME:disable_extensions=..."` sets it for one run.
+    pub disable_extensions: Vec<String>,
     /// `maxconnections`: connections used to sync folders in parallel (default 1; IDLE
     /// connections for `idlefolders` come on top).
     pub maxconnections: usize,
@@ -278,6 +276,9 @@ pub struct ImapRepository {
     pub idlefolders: Vec<String>,
     /// `reference`: the LIST reference (folder root) on the server.
     pub reference: Option<String>,
+    /// `namespaces`: namespace classes synced besides the personal one (`personal, shared,
+    /// other`; default personal only).
+    pub namespaces: crate::imap::namespace::NamespaceChoice,
     /// `singlethreadperfolder`: never use more than one connection for one folder.
     pub singlethreadperfolder: bool,
     /// `maxmessagesize`: the largest literal accepted from the server (default 256 MiB).

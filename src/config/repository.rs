@@ -355,6 +355,10 @@ fn build_imap(r: &Reader<'_>, gmail: bool) -> Result<ImapRepository, ConfigError
         auth_mechanisms,
         tunnel,
         compression: r.bool("usecompression")?,
+        disable_extensions: r
+            .list("disable_extensions")?
+            .map(|(l, _)| l.iter().map(|c| c.trim().to_ascii_uppercase()).collect())
+            .unwrap_or_default(),
         maxconnections: r
             .number("maxconnections", 1, 64, "a number of connections")?
             .unwrap_or(1) as usize,
@@ -363,6 +367,11 @@ fn build_imap(r: &Reader<'_>, gmail: bool) -> Result<ImapRepository, ConfigError
         expunge: r.flag("expunge", true)?,
         idlefolders: r.list("idlefolders")?.map(|(l, _)| l).unwrap_or_default(),
         reference: r.string("reference")?,
+        namespaces: match r.get("namespaces")? {
+            None => Default::default(),
+            Some(v) => crate::imap::namespace::NamespaceChoice::parse(&v.text)
+                .map_err(|_| v.invalid("a list of namespaces: personal, shared, other"))?,
+        },
         singlethreadperfolder: r.flag("singlethreadperfolder", false)?,
         maxmessagesize: r
             .parse("maxmessagesize", SIZE_EXPECTED, |t| {

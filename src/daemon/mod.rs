@@ -8,7 +8,13 @@
 //! offlineimap does (see [`signals`]). Without `autorefresh` (or with `-o`) an account is
 //! synced once. One lock per account is held for the whole run: a second instance says
 //! which process holds it and exits with status 2.
+//!
+//! Push reports the sync's own changes on the remote side too, which costs one more
+//! (no-op) sync of those mailboxes: cheaper than missing a change made during a sync.
+//! With `holdconnectionopen`, the sync connections stay open between syncs (NOOP every
+//! `keepalive`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -17,14 +23,14 @@ use tokio::sync::mpsc;
 use crate::cli::run::{self as runner, RunOptions, EXIT_ERROR, EXIT_OK, EXIT_PARTIAL};
 use crate::config::{Config, QuickSync, RepositoryKind};
 use crate::store::ScanMode;
-use crate::sync::{AccountSpec, StoreSpec, SyncObserver};
+use crate::sync::{AccountSpec, ConnectionPool, StoreSpec, SyncEvent, SyncObserver};
 use crate::ui::{SyncStart, Ui, UiKind};
 
 pub mod signals;
 pub mod watch;
 
 use signals::Control;
-use watch::{WatchEvent, WatchSpec};
+use watch::{WatchEvent, WatchSpec, Watcher};
 
 /// What the command line asks of the run, beyond [`RunOptions`].
 #[derive(Debug, Clone, Default)]
@@ -59,7 +65,11 @@ pub fn main(opts: RunOptions, mode: ModeOptions) -> i32 {
     let cfg = match runner::load_config(&opts) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("twinbox: {e:#}");
+            // A program asking for machineui gets even this error as JSON.
+            match mode.ui.as_deref().map(UiKind::parse) {
+                Some(Ok(UiKind::Machine)) => UiKind::Machine.build().error(None, &format!("{e:#}")),
+                _ => eprintln!("twinbox: {e:#}"),
+            }
             return EXIT_ERROR;
         }
     };
@@ -102,14 +112,15 @@ pub fn main(opts: RunOptions, mode: ModeOptions) -> i32 {
 
 struct Ctx {
     ui: Arc<dyn Ui>,
+    /// Each account's pre/postsynchook.
+    hooks: std::collections::HashMap<String, crate::cli::hooks::Hooks>,
+    /// For `[mbnames]`, rewritten after each sync.
+    cfg: Config,
     control: Control,
     sem: Arc<tokio::sync::Semaphore>,
     once: bool,
     quick: bool,
     folders: Option<Vec<String>>,
-    hooks: std::collections::HashMap<String, crate::cli::hooks::Hooks>,
-    cfg: Config,
-    dry_run: bool,
 }
 
 /// Runs every selected account in its mode; returns the exit status.
@@ -160,28 +171,38 @@ pub async fn run(cfg: Config, opts: RunOptions, mode: ModeOptions, ui: Arc<dyn U
     };
     let ctx = Arc::new(Ctx {
         ui,
+        hooks: crate::cli::hooks::Hooks::all(&cfg),
+        cfg: cfg.clone(),
         control,
         sem: Arc::new(tokio::sync::Semaphore::new(parallel)),
         once: mode.once || opts.dry_run,
         quick: opts.quick,
         folders: opts.folders.clone(),
-        hooks: crate::cli::hooks::Hooks::all(&cfg),
-        cfg: cfg.clone(),
-        dry_run: opts.dry_run,
     });
     let mut tasks = Vec::new();
     for (account, mut spec) in accounts {
-        let observer: Arc<dyn SyncObserver> = ctx.ui.clone();
+        let phase = Arc::new(Phase {
+            ui: ctx.ui.clone(),
+            started: AtomicBool::new(false),
+        });
+        let observer: Arc<dyn SyncObserver> = phase.clone();
         spec.options.observer = Some(observer);
         spec.options.stop = Some(ctx.control.stop.clone());
         let refresh = if ctx.once { None } else { account.autorefresh };
         let watch = refresh.and_then(|_| watch_spec(&cfg, &account.remote_repository, &spec));
+        let keepalive = refresh.and_then(|_| {
+            let (hold, keepalive) = hold_connections(&cfg, &account);
+            spec.options.pool = hold.then(|| Arc::new(ConnectionPool::new()));
+            keepalive
+        });
         tasks.push(tokio::spawn(account_loop(
             ctx.clone(),
+            phase,
             spec,
             refresh,
             account.quick,
             watch,
+            keepalive,
         )));
     }
     let mut status = EXIT_OK;
@@ -204,6 +225,24 @@ fn worse(a: i32, b: i32) -> i32 {
     } else {
         a
     }
+}
+
+/// Whether either repository holds its connections open between syncs, and the shortest
+/// `keepalive` of those that do.
+fn hold_connections(cfg: &Config, account: &crate::config::Account) -> (bool, Option<Duration>) {
+    let mut hold = false;
+    let mut keepalive: Option<Duration> = None;
+    for name in [&account.local_repository, &account.remote_repository] {
+        if let Some(RepositoryKind::Imap(r)) = cfg.repository(name).map(|r| &r.kind) {
+            if r.holdconnectionopen {
+                hold = true;
+                if let Some(k) = r.keepalive.filter(|k| !k.is_zero()) {
+                    keepalive = Some(keepalive.map_or(k, |x| x.min(k)));
+                }
+            }
+        }
+    }
+    (hold, keepalive)
 }
 
 fn watch_spec(cfg: &Config, remote: &str, spec: &AccountSpec) -> Option<WatchSpec> {
@@ -249,12 +288,59 @@ enum Wake {
     Stop,
 }
 
+/// Passes the engine's events to the UI, noting when a sync got past connecting and
+/// listing (before that, nothing is written and the sync may simply be abandoned).
+#[derive(Debug)]
+struct Phase {
+    ui: Arc<dyn Ui>,
+    started: AtomicBool,
+}
+
+impl SyncObserver for Phase {
+    fn event(&self, e: &SyncEvent) {
+        if matches!(e, SyncEvent::AccountStart { .. }) {
+            self.started.store(true, Ordering::SeqCst);
+        }
+        self.ui.event(e);
+    }
+}
+
+/// Runs a sync; a stop request while it is still connecting or listing (a server that
+/// does not answer) abandons it at once instead of waiting for the socket timeout.
+/// `None`: abandoned.
+async fn sync_or_stop(
+    ctx: &Ctx,
+    phase: &Phase,
+    spec: &AccountSpec,
+) -> Option<anyhow::Result<crate::sync::AccountReport>> {
+    phase.started.store(false, Ordering::SeqCst);
+    let mut kick = ctx.control.kick.subscribe();
+    kick.mark_changed();
+    let sync = crate::cli::hooks::sync_with_hooks(spec, ctx.hooks.get(&spec.name));
+    tokio::pin!(sync);
+    loop {
+        tokio::select! {
+            r = &mut sync => return Some(r),
+            c = kick.changed() => {
+                if c.is_err() {
+                    return Some(sync.await);
+                }
+                if ctx.control.stop.is_stopped() && !phase.started.load(Ordering::SeqCst) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 async fn account_loop(
     ctx: Arc<Ctx>,
+    phase: Arc<Phase>,
     mut spec: AccountSpec,
     refresh: Option<Duration>,
     quick: QuickSync,
     watch: Option<WatchSpec>,
+    keepalive: Option<Duration>,
 ) -> i32 {
     let name = spec.name.clone();
     let ui = ctx.ui.clone();
@@ -266,10 +352,14 @@ async fn account_loop(
     let mut reason = "start";
     let mut folders: Option<Vec<String>> = ctx.folders.clone();
     let mut mode = scan_mode(0, quick, ctx.quick);
+    // When the next refresh is due: set by syncs of every mailbox only, so that a stream
+    // of pushes (one mailbox each) never postpones the refresh of the others.
+    let mut next_refresh: Option<tokio::time::Instant> = None;
     loop {
         if ctx.control.stop.is_stopped() {
             break;
         }
+        let targeted = folders != ctx.folders;
         spec.options.mode = mode;
         spec.options.folders = folders.clone();
         ui.sync_start(&SyncStart {
@@ -280,15 +370,19 @@ async fn account_loop(
         });
         let failed_to_connect = {
             let _permit = ctx.sem.acquire().await;
-            let res = crate::cli::hooks::sync_with_hooks(&spec, ctx.hooks.get(&name)).await;
-            if !ctx.dry_run {
+            let res = sync_or_stop(&ctx, &phase, &spec).await;
+            if res.is_some() && !spec.options.dry_run {
                 // offlineimap's [mbnames]: the folder list, rewritten after every sync.
                 if let Err(e) = crate::cli::mbnames::write(&ctx.cfg) {
                     ui.error(Some(&name), &format!("{e:#}"));
                 }
             }
             match res {
-                Ok(report) => {
+                None => {
+                    ui.info(Some(&name), "stopped while connecting");
+                    break;
+                }
+                Some(Ok(report)) => {
                     tracing::info!(target: "twinbox::sync", "{}", report.summary());
                     ui.account_done(&report);
                     status = if report.failures.is_empty() {
@@ -299,7 +393,7 @@ async fn account_loop(
                     retry = RETRY;
                     false
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::error!(target: "twinbox::sync", "{name}: {e:#}");
                     ui.error(Some(&name), &format!("{e:#}"));
                     status = EXIT_ERROR;
@@ -317,13 +411,29 @@ async fn account_loop(
             ui.info(Some(&name), &format!("retrying in {} s", d.as_secs()));
             d
         } else {
+            let now = tokio::time::Instant::now();
+            let due = match next_refresh {
+                Some(t) if targeted => t,
+                _ => now + every,
+            };
+            next_refresh = Some(due);
+            let d = due.saturating_duration_since(now);
             ui.info(
                 Some(&name),
-                &format!("next sync in {} min", every.as_secs().div_ceil(60)),
+                &format!("next sync in {} min", d.as_secs().div_ceil(60)),
             );
-            every
+            d
         };
-        let wake = wait(&ctx, &name, delay, &mut kick, &mut rx, &mut push_open).await;
+        let wake = wait(
+            &ctx,
+            &name,
+            delay,
+            &mut kick,
+            &mut rx,
+            &mut push_open,
+            keepalive.map(|k| (k, spec.options.pool.clone())),
+        )
+        .await;
         folders = ctx.folders.clone();
         match wake {
             Wake::Stop => break,
@@ -347,9 +457,12 @@ async fn account_loop(
             Wake::Resume => {
                 // The push connection is likely dead after a suspend: start afresh.
                 if let Some(w) = watcher.take() {
-                    w.abort();
+                    w.stop().await;
                 }
                 (rx, push_open, watcher) = start_watch(watch.as_ref());
+                if let Some(p) = &spec.options.pool {
+                    p.discard();
+                }
                 reason = "resume";
                 mode = scan_mode(refreshes, quick, ctx.quick);
             }
@@ -370,22 +483,35 @@ async fn account_loop(
         }
     }
     if let Some(w) = watcher {
-        w.abort();
+        w.stop().await;
+    }
+    if let Some(p) = &spec.options.pool {
+        p.close_all().await;
     }
     status
 }
 
-/// Starts the push watcher, if any: its events, whether it runs, its task.
+/// Starts the push watcher, if any: its events, whether it runs, the watcher.
 fn start_watch(
     watch: Option<&WatchSpec>,
-) -> (
-    mpsc::UnboundedReceiver<WatchEvent>,
-    bool,
-    Option<tokio::task::JoinHandle<()>>,
-) {
+) -> (mpsc::UnboundedReceiver<WatchEvent>, bool, Option<Watcher>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = watch.map(|w| tokio::spawn(watch::watch(w.clone(), tx)));
-    (rx, task.is_some(), task)
+    let w = watch.map(|w| Watcher::start(w.clone(), tx));
+    (rx, w.is_some(), w)
+}
+
+/// The wall clock; the hidden test hook `TWINBOX_WALL_CLOCK_SHIFT_FILE` names a file whose
+/// number of seconds is added to it (tests simulate a suspend by raising it).
+fn wall_now() -> SystemTime {
+    let now = SystemTime::now();
+    let Some(path) = std::env::var_os("TWINBOX_WALL_CLOCK_SHIFT_FILE") else {
+        return now;
+    };
+    let shift = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    now + Duration::from_secs(shift)
 }
 
 /// Whether the wall clock ran ahead of the monotonic clock by more than a suspend's worth
@@ -402,9 +528,15 @@ async fn wait(
     kick: &mut tokio::sync::watch::Receiver<u64>,
     rx: &mut mpsc::UnboundedReceiver<WatchEvent>,
     push_open: &mut bool,
+    keepalive: Option<(Duration, Option<Arc<ConnectionPool>>)>,
 ) -> Wake {
+    let (every, pool) = match keepalive {
+        Some((k, Some(p))) => (k, Some(p)),
+        _ => (Duration::from_secs(3600), None),
+    };
+    let mut next_keepalive = tokio::time::Instant::now() + every;
     let deadline = tokio::time::Instant::now() + delay;
-    let mut wall = SystemTime::now();
+    let mut wall = wall_now();
     let mut mono = tokio::time::Instant::now();
     kick.mark_unchanged();
     loop {
@@ -440,9 +572,15 @@ async fn wait(
                 // The watcher ended (no push available): wait for the rest.
                 None => *push_open = false,
             },
+            _ = tokio::time::sleep_until(next_keepalive), if pool.is_some() => {
+                if let Some(p) = &pool {
+                    p.keepalive().await;
+                }
+                next_keepalive = tokio::time::Instant::now() + every;
+            }
             _ = tokio::time::sleep(CLOCK_TICK) => {
-                let wall_now = SystemTime::now();
-                let wall_gone = wall_now.duration_since(wall).unwrap_or_default();
+                let now = wall_now();
+                let wall_gone = now.duration_since(wall).unwrap_or_default();
                 let mono_gone = mono.elapsed();
                 if suspended(wall_gone, mono_gone) {
                     ctx.ui.info(
@@ -451,7 +589,7 @@ async fn wait(
                     );
                     return Wake::Resume;
                 }
-                wall = wall_now;
+                wall = now;
                 mono = tokio::time::Instant::now();
             }
         }

@@ -170,25 +170,16 @@ pub fn fetched_from(seq: u32, items: &[MessageDataItem<'_>]) -> FetchedMessage {
             MessageDataItem::InternalDate(d) => m.internaldate = Some(InternalDate::from_imap(d)),
             MessageDataItem::Rfc822Size(n) => m.size = Some(*n),
             MessageDataItem::BodyExt { section, data, .. } => {
-                let bytes = data
-                    .0
-                    .as_ref()
-                    .map(|s| s.as_ref().to_vec())
-                    .unwrap_or_default();
+                // `BODY[] NIL`: Exchange answers so for a message it cannot convert
+                // (https://github.com/imapsync/imapsync/issues/79): no body, not an empty one.
+                let bytes = data.0.as_ref().map(|s| s.as_ref().to_vec());
                 match section {
-                    None => m.body = Some(bytes),
-                    Some(Section::HeaderFields(..)) => m.header_fields = Some(bytes),
+                    None => m.body = bytes,
+                    Some(Section::HeaderFields(..)) => m.header_fields = bytes,
                     _ => {}
                 }
             }
-            MessageDataItem::Rfc822(data) => {
-                m.body = Some(
-                    data.0
-                        .as_ref()
-                        .map(|s| s.as_ref().to_vec())
-                        .unwrap_or_default(),
-                )
-            }
+            MessageDataItem::Rfc822(data) => m.body = data.0.as_ref().map(|s| s.as_ref().to_vec()),
             _ => {}
         }
     }

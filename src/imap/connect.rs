@@ -112,6 +112,10 @@ pub struct ConnectOptions {
     pub send_id: bool,
     /// A label for log lines.
     pub label: String,
+    /// `reference`: the folder root on the server, trimmed from names (store layer).
+    pub reference: Option<String>,
+    /// `namespaces`: namespace classes synced besides the personal one (store layer).
+    pub namespaces: super::namespace::NamespaceChoice,
 }
 
 impl ConnectOptions {
@@ -139,6 +143,8 @@ impl ConnectOptions {
             disabled_capabilities: Vec::new(),
             send_id: true,
             label: String::new(),
+            reference: None,
+            namespaces: Default::default(),
         }
     }
 }

@@ -6,6 +6,8 @@ pub mod commands;
 pub mod connect;
 pub mod error;
 pub mod mutate;
+pub mod namespace;
+mod quirks;
 pub mod session;
 pub mod transport;
 pub mod types;

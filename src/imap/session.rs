@@ -279,7 +279,7 @@ impl Session {
                             return Ok(Pending { tag, name });
                         }
                     }
-                    self.wire.queue_literal(data);
+                    self.wire.send_literal(data).await?;
                 }
             }
         }
@@ -382,7 +382,8 @@ impl Session {
         self.finish(p, &mut |_| Ok(())).await?.ok(name)
     }
 
-    /// Reads one response with a custom wait (IDLE).
+    /// Reads one response with a custom wait (IDLE). Cancel-safe: dropped while waiting, it
+    /// loses no input, and the next read carries on.
     pub(crate) async fn read_with_wait(
         &mut self,
         wait: Duration,

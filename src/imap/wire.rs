@@ -41,6 +41,26 @@ const CHUNK: usize = 64 * 1024;
 /// Above this size, a finished message's buffer is released instead of kept for reuse.
 const KEEP_BUFFER: usize = 1024 * 1024;
 
+/// Writes `data` in pieces, each allowed `timeout` to go out: the timeout bounds a stall,
+/// not the time a large upload takes on a slow link.
+async fn write_progressing(
+    stream: &mut BoxStream,
+    data: &[u8],
+    timeout: Duration,
+    counters: &WireCounters,
+) -> Result<(), ImapError> {
+    for piece in data.chunks(CHUNK) {
+        tokio::time::timeout(timeout, stream.write_all(piece))
+            .await
+            .map_err(|_| ImapError::Timeout("sending"))?
+            .map_err(ImapError::Io)?;
+        counters
+            .bytes_out
+            .fetch_add(piece.len() as u64, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 /// Reads and writes IMAP messages over a byte stream.
 pub struct Wire {
     stream: Option<BoxStream>,
@@ -123,12 +143,7 @@ impl Wire {
         let timeout = self.timeout;
         let stream = self.stream.as_mut().ok_or(ImapError::Closed)?;
         if !self.outbuf.is_empty() {
-            let n = self.outbuf.len() as u64;
-            tokio::time::timeout(timeout, stream.write_all(&self.outbuf))
-                .await
-                .map_err(|_| ImapError::Timeout("sending"))?
-                .map_err(ImapError::Io)?;
-            self.counters.bytes_out.fetch_add(n, Ordering::Relaxed);
+            write_progressing(stream, &self.outbuf, timeout, &self.counters).await?;
             if self.outbuf.capacity() > KEEP_BUFFER {
                 self.outbuf = Vec::new();
             } else {
@@ -140,6 +155,21 @@ impl Wire {
             .map_err(|_| ImapError::Timeout("sending"))?
             .map_err(ImapError::Io)?;
         Ok(())
+    }
+
+    /// Sends literal data: a small one is queued like [`Self::queue_literal`]; a large one
+    /// is written straight from `data` after what is queued, without a copy in the send
+    /// buffer (a 50 MB message must not be held twice).
+    pub async fn send_literal(&mut self, data: &[u8]) -> Result<(), ImapError> {
+        if data.len() <= CHUNK {
+            self.queue_literal(data);
+            return Ok(());
+        }
+        self.flush().await?;
+        tracing::trace!(target: "twinbox::imap", "{} C: <{} literal bytes>", self.label, data.len());
+        let timeout = self.timeout;
+        let stream = self.stream.as_mut().ok_or(ImapError::Closed)?;
+        write_progressing(stream, data, timeout, &self.counters).await
     }
 
     /// Reads until one whole message is framed. `wait` overrides the read timeout (IDLE).
@@ -201,21 +231,15 @@ impl Wire {
         }
         let timeout = wait.unwrap_or(self.timeout);
         let stream = self.stream.as_mut().ok_or(ImapError::Closed)?;
-        let len = self.inbuf.len();
-        self.inbuf.resize(len + CHUNK, 0);
-        let r = tokio::time::timeout(timeout, stream.read(&mut self.inbuf[len..])).await;
+        // `read_buf` appends only what was read: dropping this future at its await (a
+        // `select!` taking another branch) loses nothing, so reads are cancel-safe.
+        self.inbuf.reserve(CHUNK);
+        let r = tokio::time::timeout(timeout, stream.read_buf(&mut self.inbuf)).await;
         let n = match r {
-            Err(_) => {
-                self.inbuf.truncate(len);
-                return Err(ImapError::Timeout("waiting for the server"));
-            }
-            Ok(Err(e)) => {
-                self.inbuf.truncate(len);
-                return Err(ImapError::Io(e));
-            }
+            Err(_) => return Err(ImapError::Timeout("waiting for the server")),
+            Ok(Err(e)) => return Err(ImapError::Io(e)),
             Ok(Ok(n)) => n,
         };
-        self.inbuf.truncate(len + n);
         if n == 0 {
             return Err(match self.oversize {
                 Some(size) => ImapError::TooLarge {
@@ -300,9 +324,11 @@ impl Wire {
             Ok(resp) => Ok(resp.into_static()),
             Err(DecodeMessageError::DecodingRemainder { .. })
             | Err(DecodeMessageError::DecodingFailure(_))
-            | Err(DecodeMessageError::MessagePoisoned { .. }) => Err(ImapError::Malformed(
-                printable(self.frag.message_bytes(), 200),
-            )),
+            | Err(DecodeMessageError::MessagePoisoned { .. }) => {
+                // Known server deviations first (see `quirks`), else a clean error.
+                super::quirks::lenient_decode(self.frag.message_bytes())
+                    .ok_or_else(|| ImapError::Malformed(printable(self.frag.message_bytes(), 200)))
+            }
             Err(DecodeMessageError::MessageTooLong { .. }) => Err(ImapError::TooLarge {
                 size: self.oversize.unwrap_or(self.max_message),
                 limit: self.max_message,

@@ -64,6 +64,13 @@ impl StateDb {
         if !path.exists() {
             create_private_file(path)?;
         }
+        Self::open_inner(path, fsync).map_err(|e| match storage_problem(path) {
+            Some(why) => e.context(why),
+            None => e,
+        })
+    }
+
+    fn open_inner(path: &Path, fsync: bool) -> anyhow::Result<StateDb> {
         let conn = Connection::open(path)
             .with_context(|| format!("cannot open the state database {}", path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
@@ -420,6 +427,33 @@ fn create_private_file(path: &Path) -> anyhow::Result<()> {
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     Ok(())
+}
+
+/// Why the file system holding `path` cannot take writes, if that is the case: full (less
+/// than 64 KiB free) or mounted read-only. SQLite reports both as vague I/O errors.
+pub fn storage_problem(path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = path.parent().unwrap_or(path);
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated path and `st` is valid for writes.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statvfs succeeded, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    if st.f_flag & libc::ST_RDONLY != 0 {
+        return Some(format!("the file system of {} is read-only", dir.display()));
+    }
+    #[allow(clippy::unnecessary_cast)] // the field types differ between targets
+    let free = (st.f_bavail as u64).saturating_mul(st.f_frsize as u64);
+    if free < 64 * 1024 {
+        return Some(format!(
+            "the file system of {} is full (no space left on device: {free} bytes free)",
+            dir.display()
+        ));
+    }
+    None
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use crate::sync::plan::{Fingerprint, FlagAction, Flags, SideChanges};
 pub mod fingerprint;
 pub mod imap;
 pub mod maildir;
+pub mod namespace;
 
 /// A mailbox as a store lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +147,11 @@ pub trait Store: Send {
         ours: &OwnChanges,
     ) -> anyhow::Result<SideState>;
 
+    /// Checks the connection is alive (IMAP NOOP); used on connections held between syncs.
+    async fn noop(&mut self) -> anyhow::Result<()> {
+        Ok(())
+    }
+
     /// Closes the connection.
     async fn close(self: Box<Self>) -> anyhow::Result<()>;
 
@@ -159,6 +165,18 @@ pub trait Store: Send {
     async fn delete(&mut self, name: &str) -> anyhow::Result<()> {
         let _ = name;
         anyhow::bail!("{}: deleting mailboxes is not supported", self.describe())
+    }
+
+    /// The hierarchy delimiter of the store's personal folders, when it knows it without a
+    /// listing (`None`: take it from the listing).
+    fn delimiter(&self) -> Option<Option<char>> {
+        None
+    }
+
+    /// The store's own full spelling of a store name (for messages): the IMAP store puts
+    /// back the namespace prefix it trims.
+    fn server_name(&self, name: &str) -> String {
+        name.to_string()
     }
 
     /// Lines describing the connection for `--info` (capabilities, security, ...).

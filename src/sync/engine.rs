@@ -1,5 +1,15 @@
 //! Applying plans: discovers and pairs mailboxes, skips unchanged ones, and syncs the rest
 //! over up to `maxconnections` connections per side, writing state as the servers confirm.
+//!
+//! Crash safety: before each APPEND batch the copies are recorded as pending with the
+//! target's UIDNEXT; a run that finds pending copies recognises the ones that landed (new
+//! UIDs at or above it with the same identity) instead of copying them again. Proven by
+//! `protocol-tests/sync_crash.rs` (an abort at every step, and a concurrent change at every
+//! step) and `protocol-tests/sync_kill.rs` (kill -9 at random moments). One limit: a
+//! server may still commit a killed client's last APPEND, received in full, a moment after
+//! the kill; a run started within that moment does not see it and copies those messages
+//! again (a duplicate, never a loss). Restarting after the old sessions are gone (the
+//! server logged them out) is safe.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -10,6 +20,7 @@ use anyhow::Context;
 
 use super::names::{from_neutral, to_neutral, FolderRules, Identity};
 use super::plan::{fmt_flags, plan, FlagAction, Flags, Plan, Policy, Side};
+use super::pool::ConnectionPool;
 use super::progress::{StopToken, SyncEvent, SyncObserver};
 use crate::state::{SideState, StateDb};
 use crate::store::imap::ImapStore;
@@ -62,6 +73,8 @@ pub struct SyncOptions {
     pub observer: Option<Arc<dyn SyncObserver>>,
     /// Asks the sync to stop between mailboxes and between copy batches.
     pub stop: Option<StopToken>,
+    /// Connections held between syncs (`holdconnectionopen`): taken from and given back here.
+    pub pool: Option<Arc<ConnectionPool>>,
 }
 
 impl Default for SyncOptions {
@@ -79,6 +92,7 @@ impl Default for SyncOptions {
             restrictions: Default::default(),
             observer: None,
             stop: None,
+            pool: None,
         }
     }
 }
@@ -171,18 +185,6 @@ impl AccountReport {
     }
 }
 
-impl SyncOptions {
-    fn emit(&self, e: impl FnOnce() -> SyncEvent) {
-        if let Some(o) = &self.observer {
-            o.event(&e());
-        }
-    }
-
-    fn stopping(&self) -> bool {
-        self.stop.as_ref().is_some_and(StopToken::is_stopped)
-    }
-}
-
 /// Counts, failures, notes and planned actions gathered from the workers.
 type Collected = (Counts, Vec<(String, String)>, Vec<String>, Vec<String>);
 
@@ -197,6 +199,11 @@ pub async fn open_store(spec: &SideSpec) -> anyhow::Result<Box<dyn Store>> {
 }
 
 async fn open_pair(a: &AccountSpec) -> anyhow::Result<[Box<dyn Store>; 2]> {
+    if let Some(p) = &a.options.pool {
+        if let Some(pair) = p.take().await {
+            return Ok(pair);
+        }
+    }
     let (l, r) = tokio::join!(open_store(&a.sides[0]), open_store(&a.sides[1]));
     let l = l.context("local")?;
     let r = match r {
@@ -266,6 +273,9 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
     let tracks = [stores[0].tracks_changes(), stores[1].tracks_changes()];
     // The hierarchy delimiter of each side (from INBOX, else the first mailbox).
     let delim: [Option<char>; 2] = [0, 1].map(|s| {
+        if let Some(d) = stores[s].delimiter() {
+            return d;
+        }
         lists[s]
             .iter()
             .find(|m| m.name == "INBOX")
@@ -280,9 +290,23 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
             .map(|m| to_neutral(&m.name, m.delimiter))
             .collect()
     });
-    rules
-        .check(&neutral[1], &neutral[0])
-        .map_err(|e| anyhow::anyhow!("folder names: {e}"))?;
+    if let Err(e) = rules.check(&neutral[1], &neutral[0]) {
+        // A nametrans written for a server's prefix (offlineimap's `INBOX.` lambdas) now
+        // adds or strips what twinbox already trims: say so.
+        let hint: Vec<String> = Side::BOTH
+            .iter()
+            .filter_map(|s| {
+                let full = stores[s.i()].server_name("x");
+                let prefix = full.strip_suffix('x').filter(|p| !p.is_empty())?;
+                Some(format!(
+                    " (the {} server's namespace prefix {prefix:?} is already trimmed from folder names: drop nametrans or folderfilter rules that add or remove it)",
+                    s.name()
+                ))
+            })
+            .collect();
+        close_pair(stores).await;
+        anyhow::bail!("folder names: {e}{}", hint.concat());
+    }
     let mut by_name: BTreeMap<String, [Option<&MailboxInfo>; 2]> = BTreeMap::new();
     for (m, n) in lists[1].iter().zip(&neutral[1]) {
         if rules.accept_remote(n) && rules.accept_local(&rules.to_local(n)) {
@@ -344,6 +368,18 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                     let n = match from_neutral(&side_name, delim[i]) {
                         Ok(n) => n,
                         Err(e) => {
+                            let o = s.other();
+                            let there = infos[o.i()].map(|m| m.name.as_str()).unwrap_or("");
+                            let naive = match delim[i] {
+                                Some(d) => side_name.replace('/', &d.to_string()),
+                                None => side_name.clone(),
+                            };
+                            let e = format!(
+                                "{there:?} on the {} side cannot be created on the {} side, where it would read as {:?}, another folder ({e})",
+                                o.name(),
+                                s.name(),
+                                stores[i].server_name(&naive)
+                            );
                             report.failures.push((name.clone(), e));
                             ok = false;
                             continue;
@@ -467,7 +503,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                 }
             }
             if let Some(s) = stores {
-                close_pair(s).await;
+                super::pool::release(&a.options.pool, s).await;
             }
         }));
     }
@@ -475,7 +511,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         let _ = h.await;
     }
     if let Some(s) = first {
-        close_pair(s).await;
+        super::pool::release(&o.pool, s).await;
     }
     let (counts, failures, notes, planned) = match Arc::try_unwrap(results) {
         Ok(m) => m.into_inner().unwrap_or_default(),

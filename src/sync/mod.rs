@@ -5,9 +5,11 @@ pub mod engine;
 pub mod filter;
 pub mod names;
 pub mod plan;
+pub mod pool;
 pub mod progress;
 
 pub use engine::{
     sync_account, AccountReport, AccountSpec, Counts, SideSpec, StoreSpec, SyncOptions,
 };
+pub use pool::ConnectionPool;
 pub use progress::{StopToken, SyncEvent, SyncObserver};

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::engine::Counts;
+use super::engine::{Counts, SyncOptions};
 
 /// Something that happened during a sync, as user interfaces see it.
 #[derive(Debug, Clone)]
@@ -86,5 +86,19 @@ impl StopToken {
     /// Whether a stop was asked for.
     pub fn is_stopped(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl SyncOptions {
+    /// Hands an event to the observer, if any (the event is built only then).
+    pub(crate) fn emit(&self, e: impl FnOnce() -> SyncEvent) {
+        if let Some(o) = &self.observer {
+            o.event(&e());
+        }
+    }
+
+    /// Whether a stop was requested.
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(StopToken::is_stopped)
     }
 }

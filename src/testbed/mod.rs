@@ -12,9 +12,13 @@
 //! started as an ordinary user, every service and the mail run as that user.
 //!
 //! Needs Debian's `dovecot-imapd` (2.3): `/usr/sbin/dovecot`, `/usr/bin/doveadm`,
-//! `/usr/lib/dovecot/imap`.
+//! `/usr/lib/dovecot/imap`. [`Cyrus`] and [`Courier`] are second and third server
+//! implementations for the namespace tests (binaries unpacked with [`unpacked`]).
 
 mod config;
+mod courier;
+mod cyrus;
+mod debs;
 pub mod docker;
 mod dovecot;
 mod rawlog;
@@ -27,6 +31,9 @@ pub use config::{
     ConfigPaths, DovecotOptions, MailLayout, ServiceAccounts, TestUser,
     CAPABILITIES_BARE_IMAP4REV1, DEBIAN_DH_PARAMS, DOVECOT_DEFAULT_CAPABILITIES,
 };
+pub use courier::Courier;
+pub use cyrus::{Cyrus, CyrusOptions, CYRUS_MASTER};
+pub use debs::{deb_cache, unpacked};
 pub use dovecot::{
     message_sha256_hex, normalize_crlf, Dovecot, MailboxStatus, MessageSummary, SessionBytes,
     IMAP_BIN,

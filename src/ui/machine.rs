@@ -16,7 +16,7 @@
 //! | `planned` | `account`, `action` (`--dry-run`: one action that would be taken) |
 //! | `account_end` | `account`, `ok`, `mailboxes`, `opened`, `copied_to_local`, `copied_to_remote`, `bytes`, `flags`, `expunged`, `created`, `seconds`, `stopped`, `failures` (array of `{mailbox, error}`) |
 //! | `info` | `account`, `message` (daemon state: waiting, push, signals, reconnects) |
-//! | `error` | `account`, `message` |
+//! | `error` | `account`, `message` (a configuration error too, when `-u machineui` is given) |
 
 use std::io::Write;
 use std::sync::Mutex;

@@ -32,6 +32,11 @@ fn account_style() -> ProgressStyle {
         .progress_chars("=> ")
 }
 
+fn waiting_style() -> ProgressStyle {
+    ProgressStyle::with_template("{prefix:.bold} {spinner} {msg}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner())
+}
+
 fn mailbox_style() -> ProgressStyle {
     ProgressStyle::with_template(
         "  {prefix:28!} [{bar:30}] {bytes}/{total_bytes} {msg} {binary_bytes_per_sec} ETA {eta}",
@@ -66,7 +71,7 @@ impl TtyUi {
             .entry(account.to_string())
             .or_insert_with(|| {
                 let pb = self.multi.add(ProgressBar::new(0));
-                pb.set_style(account_style());
+                pb.set_style(waiting_style());
                 pb.set_prefix(account.to_string());
                 pb.enable_steady_tick(Duration::from_millis(250));
                 pb
@@ -83,6 +88,7 @@ impl SyncObserver for TtyUi {
         match e {
             SyncEvent::AccountStart { account, mailboxes } => {
                 let pb = self.account_bar(&mut bars, account);
+                pb.set_style(account_style());
                 pb.set_length(*mailboxes as u64);
                 pb.set_position(0);
                 pb.set_message("syncing");
@@ -154,6 +160,7 @@ impl Ui for TtyUi {
     fn sync_start(&self, s: &SyncStart<'_>) {
         if let Ok(mut bars) = self.bars.lock() {
             let pb = self.account_bar(&mut bars, s.account);
+            pb.set_style(waiting_style());
             pb.set_length(0);
             pb.set_position(0);
             pb.set_message(format!(
@@ -176,7 +183,8 @@ impl Ui for TtyUi {
         self.line(&r.summary());
         if let Ok(bars) = self.bars.lock() {
             if let Some(pb) = bars.accounts.get(&r.account) {
-                pb.set_message("idle");
+                pb.set_style(waiting_style());
+                pb.set_message("done");
             }
         }
     }

@@ -123,15 +123,16 @@ fn full_file_examples_are_valid() {
     let m = maildir(&c, "PersonalLocal");
     assert_eq!(m.customflags.len(), 2);
     assert!(c.mbnames.is_none(), "the example keeps mbnames disabled");
-    // The example nametrans pair round-trips on typical Courier names.
+    // The example nametrans pair round-trips (names are already namespace-relative).
     let f = &a.folders;
-    assert_eq!(f.to_local("INBOX.Lists.rust"), "Lists/rust");
-    assert_eq!(f.to_remote("Lists/rust"), "INBOX.Lists.rust");
+    assert_eq!(f.to_local("Sent Items"), "Sent");
+    assert_eq!(f.to_remote("Sent"), "Sent Items");
+    assert_eq!(f.to_local("Lists/rust"), "Lists/rust");
     f.check_round_trip(
         &[
             "INBOX".to_string(),
-            "INBOX.Sent".to_string(),
-            "INBOX.a.b".to_string(),
+            "Sent Items".to_string(),
+            "a/b".to_string(),
         ],
         &["INBOX".to_string(), "Drafts".to_string(), "x/y".to_string()],
     )

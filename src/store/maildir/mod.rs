@@ -12,6 +12,11 @@
 //!   store [tracks changes](Store::tracks_changes), and a folder whose `cur/` and `new/`
 //!   stamps did not move is reported from the map without being read ([`scan`]).
 //! - Writes are crash-safe: `tmp/`, fsync, rename, fsync of the directory, then the map.
+//!   A message's content is never rewritten: LF-only files are served with CRLF.
+//! - A file a mail reader moves to another folder keeps its unique part but UIDs are per
+//!   folder: the sync sees it leave one folder and arrive in the other, so it is
+//!   expunged there and uploaded here on the other side (nothing lost or duplicated; not
+//!   a server-side MOVE).
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -49,12 +54,12 @@ pub struct MaildirOptions {
     pub map_path: PathBuf,
     /// Counts folders read in full (for tests and benchmarks).
     pub reads: Arc<AtomicU64>,
-    /// `--dry-run`: change nothing on disk, the UID map included (a scratch copy of the
-    /// map takes the UIDs that reading assigns), and create no root directory.
-    pub dry_run: bool,
     /// Keyword letters fixed by the configuration (`customflag_x = keyword`); the others
     /// come from each folder's `dovecot-keywords`.
     pub customflags: std::collections::BTreeMap<char, String>,
+    /// `--dry-run`: change nothing on disk, the UID map included (a scratch copy of the
+    /// map takes the UIDs that reading assigns), and create no root directory.
+    pub dry_run: bool,
 }
 
 impl MaildirOptions {
@@ -65,8 +70,8 @@ impl MaildirOptions {
             fsync: true,
             map_path,
             reads: Arc::new(AtomicU64::new(0)),
-            dry_run: false,
             customflags: Default::default(),
+            dry_run: false,
         }
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 
 use super::filename::{self, letters_for};
+use super::keywords::Keywords;
 use super::layout::sync_dir;
 use super::scan::{crlf_len, find_file, Folder};
 use super::uidmap::MsgRow;
@@ -21,6 +22,14 @@ use crate::sync::plan::{Fingerprint, FlagAction, Flags};
 /// Gives every keyword of `flags` a letter where one is free; saves the table first if it
 /// changed (so no file name ever carries a letter without a name).
 fn assign_keywords(f: &mut Folder, flags: &Flags, fsync: bool) -> anyhow::Result<()> {
+    let needs_letter = |k: &Keywords, f: &String| !f.starts_with('\\') && k.letter(f).is_none();
+    if flags.iter().any(|x| needs_letter(&f.keywords, x)) {
+        // Another program (dovecot) may have added keywords since we read the table:
+        // re-read it right before adding ours, so theirs are kept.
+        let mut fresh = Keywords::load(&f.dir)?;
+        fresh.pin(&f.pinned);
+        f.keywords = fresh;
+    }
     let mut changed = false;
     for k in flags.iter().filter(|k| !k.starts_with('\\')) {
         changed |= f.keywords.assign(k);
