@@ -803,6 +803,10 @@ impl Store for ImapStore {
         Ok(if explained { now } else { *opened })
     }
 
+    async fn arrivals_since(&mut self, from: u32) -> anyhow::Result<Option<Vec<NewMessage>>> {
+        Ok(Some(self.fetch_new(from).await?))
+    }
+
     async fn noop(&mut self) -> anyhow::Result<()> {
         self.session.noop().await?;
         Ok(())
