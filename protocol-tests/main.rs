@@ -42,6 +42,7 @@ mod runmodes_watch;
 mod support;
 mod sync_crash;
 mod sync_kill;
+mod sync_late_append;
 mod sync_scenarios;
 mod testbed_smoke;
 mod tiers;

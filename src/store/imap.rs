@@ -543,6 +543,13 @@ impl Store for ImapStore {
         Ok(if explained { now } else { *opened })
     }
 
+    async fn arrivals_since(&mut self, from: u32) -> anyhow::Result<Option<Vec<NewMessage>>> {
+        // A FETCH only sees the messages the session was told of: a NOOP first makes the
+        // server announce what other sessions stored since our last command.
+        self.session.noop().await?;
+        Ok(Some(self.fetch_new(from).await?))
+    }
+
     async fn noop(&mut self) -> anyhow::Result<()> {
         self.session.noop().await?;
         Ok(())

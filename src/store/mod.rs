@@ -148,6 +148,17 @@ pub trait Store: Send {
     ) -> anyhow::Result<SideState>;
 
     /// Checks the connection is alive (IMAP NOOP); used on connections held between syncs.
+    /// The messages of the open mailbox with UIDs at or above `from`, with their identity:
+    /// lets the engine spot a copy an earlier, killed run had sent and the server stored
+    /// only after this run looked (a killed client's fully sent APPEND may still be
+    /// committed). `None`: this store has no such late arrivals (it is written in-process).
+    async fn arrivals_since(
+        &mut self,
+        _from: u32,
+    ) -> anyhow::Result<Option<Vec<crate::sync::plan::NewMessage>>> {
+        Ok(None)
+    }
+
     async fn noop(&mut self) -> anyhow::Result<()> {
         Ok(())
     }

@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::names::{from_neutral, to_neutral, FolderRules, Identity};
-use super::plan::{fmt_flags, plan, FlagAction, Flags, Plan, Policy, Side};
+use super::plan::{fmt_flags, plan, Fingerprint, FlagAction, Flags, Plan, Policy, Side};
 use super::pool::ConnectionPool;
 use super::progress::{StopToken, SyncEvent, SyncObserver};
 use crate::state::{SideState, StateDb};
@@ -716,10 +716,18 @@ async fn sync_mailbox(
         })?;
     }
     let mut ours: [OwnChanges; 2] = Default::default();
+    // Pending copies an earlier run already sent (its intent is on record, the copy was
+    // not found): that run may have been killed with its APPEND fully sent, which the
+    // server can still store after we looked.
+    let retried: HashMap<i64, (Fingerprint, u32)> = records
+        .iter()
+        .filter_map(|r| Some((r.id, (r.fp, r.pending_since?))))
+        .collect();
     // 2. Copies, in batches: intent recorded, bodies read, appended, UIDs recorded.
     for from in Side::BOTH {
         let to = from.other();
         let copies: Vec<_> = p.copies.iter().filter(|c| c.from == from).collect();
+        let mut again: Vec<(Fingerprint, u32)> = Vec::new();
         let mut start = 0;
         while start < copies.len() {
             if o.stopping() {
@@ -758,9 +766,11 @@ async fn sync_mailbox(
                 .with_context(|| format!("reading messages from the {} side", from.name()))?;
             let mut uploads = Vec::new();
             let mut upload_ids = Vec::new();
+            let mut uploaded = Vec::new();
             for (c, id) in batch.iter().zip(&ids) {
                 // A message gone meanwhile stays pending; the next run forgets it.
                 if let Some(b) = bodies.get(&c.uid) {
+                    uploaded.push(*c);
                     uploads.push(Upload {
                         data: &b.data,
                         flags: &c.flags,
@@ -797,11 +807,37 @@ async fn sync_mailbox(
                 }
                 Ok(())
             })?;
-            for ((_, flags), uid) in upload_ids.into_iter().zip(new) {
+            for (((_, flags), uid), c) in upload_ids.into_iter().zip(new).zip(&uploaded) {
                 match uid {
-                    Some(u) => ours[to.i()].appended.push((u, flags)),
+                    Some(u) => {
+                        ours[to.i()].appended.push((u, flags));
+                        if let Some(r) = c.record.and_then(|id| retried.get(&id)) {
+                            again.push(*r);
+                        }
+                    }
                     None => ours[to.i()].unknown_appends += 1,
                 }
+            }
+        }
+        if !again.is_empty() {
+            let late = super::late::remove_late_copies(
+                stores[to.i()].as_mut(),
+                &again,
+                &scans[to.i()],
+                &records,
+                to,
+                &ours[to.i()],
+            )
+            .await?;
+            if !late.is_empty() {
+                res.notes.push(format!(
+                    "{}: {} copy(ies) an interrupted run had sent reached the {} side after this run looked; removed as duplicates",
+                    job.name,
+                    late.len(),
+                    to.name()
+                ));
+                res.counts.expunged[to.i()] += late.len() as u64;
+                ours[to.i()].expunged.extend(late);
             }
         }
     }

@@ -3,6 +3,7 @@
 pub mod dryrun;
 pub mod engine;
 pub mod filter;
+mod late;
 pub mod names;
 pub mod plan;
 pub mod pool;
