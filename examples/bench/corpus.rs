@@ -277,7 +277,7 @@ pub fn maildir_side(root: &Path) -> Result<Vec<Entry>> {
                 if name.starts_with('.') {
                     continue;
                 }
-                let raw = std::fs::read(e.path())?;
+                let raw = strip_tuid(std::fs::read(e.path())?);
                 let mut flags: Vec<String> = maildir_letters(&name)
                     .chars()
                     .filter_map(|c| match c {
@@ -299,6 +299,25 @@ pub fn maildir_side(root: &Path) -> Result<Vec<Entry>> {
     Ok(all)
 }
 
+/// The message without the `X-TUID:` header line mbsync adds to the files it writes.
+fn strip_tuid(raw: Vec<u8>) -> Vec<u8> {
+    let head_end = raw
+        .windows(3)
+        .position(|w| w.starts_with(b"\n\n") || w == b"\n\r\n")
+        .unwrap_or(raw.len());
+    let Some(at) = raw[..head_end].windows(8).position(|w| w == b"\nX-TUID:") else {
+        return raw;
+    };
+    let end = raw[at + 1..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map(|e| at + 1 + e + 1)
+        .unwrap_or(raw.len());
+    let mut out = raw[..at + 1].to_vec();
+    out.extend_from_slice(&raw[end..]);
+    out
+}
+
 /// Compares the two sides; an error names the first difference.
 pub fn same(remote: &[Entry], local: &[Entry]) -> Result<()> {
     if remote == local {
@@ -306,11 +325,20 @@ pub fn same(remote: &[Entry], local: &[Entry]) -> Result<()> {
     }
     let r: std::collections::BTreeSet<_> = remote.iter().collect();
     let l: std::collections::BTreeSet<_> = local.iter().collect();
-    let only_r = r.difference(&l).count();
-    let only_l = l.difference(&r).count();
+    let only_r: Vec<_> = r.difference(&l).collect();
+    let only_l: Vec<_> = l.difference(&r).collect();
+    let example = only_r
+        .first()
+        .map(|(h, f)| {
+            let there: Vec<_> = local.iter().filter(|(x, _)| x == h).map(|e| &e.1).collect();
+            format!("remote {}… {f:?}, local copies' flags {there:?}", &h[..12])
+        })
+        .unwrap_or_default();
     bail!(
-        "sides differ: {} remote vs {} local messages; {only_r} only remote, {only_l} only local",
+        "sides differ: {} remote vs {} local messages; {} only remote, {} only local; {example}",
         remote.len(),
-        local.len()
+        local.len(),
+        only_r.len(),
+        only_l.len(),
     )
 }

@@ -197,6 +197,10 @@ fn phases(
     let relay = Relay::start(dv.imap_port())?;
     let tmp = tempfile::tempdir()?;
     let setup = tools::setup(tool, tmp.path(), relay.port, dv.imap_port())?;
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        // For debugging a tool: its configuration, log and Maildir stay.
+        eprintln!("   keeping {}", tmp.keep().display());
+    }
     let first = sync(&setup, &relay, &dv)?;
     eprintln!("   first sync {:.2} s", first.wall.as_secs_f64());
     row.first = Some(first);
