@@ -153,11 +153,13 @@ fn bench(p: &Params) -> Result<()> {
             }
         }
         rows.push(row);
+        // Written after every tool, so a long run interrupted still leaves its results.
+        let text = report::markdown(p, &rows, reference, started, t0.elapsed());
+        std::fs::write(p.out.join("results.md"), &text)?;
+        std::fs::write(p.out.join("noop.svg"), report::svg(p, &rows))?;
     }
     let text = report::markdown(p, &rows, reference, started, t0.elapsed());
     println!("{text}");
-    std::fs::write(p.out.join("results.md"), &text)?;
-    std::fs::write(p.out.join("noop.svg"), report::svg(p, &rows))?;
     eprintln!("wrote {}/results.md and noop.svg", p.out.display());
     Ok(())
 }
