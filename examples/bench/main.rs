@@ -11,7 +11,8 @@
 //! after 1% new + 1% flag changes + 1% expunges on the remote and 1% flag changes on the
 //! local side); and, on a fresh corpus ×scale messages per mailbox, the no-op resync again.
 //! After every sync both sides are compared (content hash and flags): a difference marks
-//! the row failed. Prints a markdown table and writes `OUT/results.md` and `OUT/noop.svg`.
+//! the row failed. Times are medians; bytes and commands are means over the runs.
+//! Prints a markdown table and writes `OUT/results.md` and `OUT/noop.svg`.
 
 mod corpus;
 mod relay;
@@ -266,12 +267,23 @@ fn settled(relay: &Relay) -> Snapshot {
     }
 }
 
-/// The run with the median wall time (its bytes and commands), with the peak RSS of all.
+/// The median wall time, the mean bytes and commands (every tool sees the same change
+/// rounds, so means compare; a median run could be a different round per tool), and the
+/// peak RSS of all runs.
 fn median(mut v: Vec<Measure>) -> Measure {
+    let n = v.len().max(1) as u64;
     let rss = v.iter().map(|m| m.rss_kb).max().unwrap_or(0);
+    let sum = |f: fn(&Snapshot) -> u64| v.iter().map(|m| f(&m.net)).sum::<u64>() / n;
+    let net = Snapshot {
+        up: sum(|s| s.up),
+        down: sum(|s| s.down),
+        commands: sum(|s| s.commands),
+        connections: sum(|s| s.connections),
+    };
     v.sort_by_key(|m| m.wall);
     let mut m = v[v.len() / 2];
     m.rss_kb = rss;
+    m.net = net;
     m
 }
 

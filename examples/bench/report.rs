@@ -57,7 +57,7 @@ pub fn markdown(
     let _ = writeln!(
         s,
         "Run {} on {} ({} cores), {:.0} s: {} mailboxes × {} messages (×{} for the last \
-         no-op column), median of {} runs for no-op and incremental, one first sync. \
+         no-op column), median time (mean bytes and commands) of {} runs for no-op and incremental, one first sync. \
          Bytes: server→client / client→server on the wire for the remote account (through \
          the counting relay); commands: sent by the client to the remote server. A LIST-STATUS \
          answer for the account is {} bytes.\n",
