@@ -11,7 +11,8 @@
 //! after 1% new + 1% flag changes + 1% expunges on the remote and 1% flag changes on the
 //! local side); and, on a fresh corpus ×scale messages per mailbox, the no-op resync again.
 //! After every sync both sides are compared (content hash and flags): a difference marks
-//! the row failed. Times are medians; bytes and commands are means over the runs.
+//! the row failed. `BENCH_KEEP=1` keeps each tool's directory; `BENCH_WRAP="strace ..."` prefixes
+//! every tool command. Times are medians; bytes and commands are means over the runs.
 //! Prints a markdown table and writes `OUT/results.md` and `OUT/noop.svg`.
 
 mod corpus;

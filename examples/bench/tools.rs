@@ -237,8 +237,14 @@ pub fn run(setup: &Setup) -> Result<RunCost> {
         .create(true)
         .append(true)
         .open(setup.dir.join("log"))?;
-    let mut cmd = Command::new(&setup.argv[0]);
-    cmd.args(&setup.argv[1..])
+    // BENCH_WRAP (e.g. `strace -f -tt -o /tmp/trace`) prefixes every tool command, for
+    // profiling a phase; the figures are then the wrapper's, not the tool's.
+    let mut argv: Vec<String> = std::env::var("BENCH_WRAP")
+        .map(|w| w.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    argv.extend(setup.argv.iter().cloned());
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
