@@ -3,6 +3,7 @@
 pub mod dryrun;
 pub mod engine;
 pub mod filter;
+pub mod moves;
 pub mod names;
 pub mod plan;
 pub mod pool;
