@@ -244,3 +244,49 @@ fn abort_at_every_step_of_a_fallback_move_converges() {
         DovecotOptions::default().tls(false).capabilities(caps),
     ));
 }
+
+/// IMAP <-> native Maildir: a move on the server is a rename between Maildir folders, a
+/// move by a mail reader in the Maildir is a UID MOVE on the server; nothing is copied,
+/// both sides agree, and a second run changes nothing.
+#[test]
+fn moves_between_imap_and_native_maildir() {
+    use crate::maildir_bed::{copied, Bed, Engine, LOCAL, REMOTE};
+    let bed = Bed::new(Engine::Native, '/');
+    let msgs = sample_messages(301, 5);
+    bed.dv
+        .seed_mailbox(REMOTE, "INBOX", &msgs, &["\\Seen"])
+        .expect("seed");
+    bed.dv.create_mailbox(REMOTE, "Archive").expect("create");
+    bed.sync();
+    bed.assert_same(&["INBOX", "Archive"]);
+    // Remote: two messages filed into Archive.
+    for uid in [1, 2] {
+        bed.dv
+            .move_message(REMOTE, "INBOX", uid, "Archive")
+            .expect("move");
+    }
+    // Local: a mail reader files the message with the fifth body into Archive.
+    let five = crate::maildir_bed::hash(&msgs[4]);
+    let file = bed
+        .files(&bed.maildir)
+        .into_iter()
+        .find(|p| {
+            std::fs::read(p)
+                .map(|d| crate::maildir_bed::hash(&d) == five)
+                .unwrap_or(false)
+        })
+        .expect("the fifth message's file");
+    let name = file.file_name().expect("name").to_owned();
+    std::fs::rename(&file, bed.maildir.join("Archive/cur").join(name)).expect("rename");
+    bed.fix_owner();
+    let out = bed.sync();
+    assert_eq!(copied(&out), (0, 0), "moves were transferred:\n{out}");
+    assert!(out.contains("moved 3"), "{out}");
+    bed.assert_same(&["INBOX", "Archive"]);
+    assert_eq!(bed.messages(LOCAL, "Archive").len(), 3);
+    assert_eq!(bed.messages(LOCAL, "INBOX").len(), 2);
+    let again = bed.sync();
+    assert_eq!(copied(&again), (0, 0), "{again}");
+    assert!(again.contains("0 expunged"), "{again}");
+    bed.assert_same(&["INBOX", "Archive"]);
+}

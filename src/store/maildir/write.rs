@@ -20,7 +20,7 @@ use crate::sync::plan::{Fingerprint, FlagAction, Flags};
 
 /// Gives every keyword of `flags` a letter where one is free; saves the table first if it
 /// changed (so no file name ever carries a letter without a name).
-fn assign_keywords(f: &mut Folder, flags: &Flags, fsync: bool) -> anyhow::Result<()> {
+pub(super) fn assign_keywords(f: &mut Folder, flags: &Flags, fsync: bool) -> anyhow::Result<()> {
     let mut changed = false;
     for k in flags.iter().filter(|k| !k.starts_with('\\')) {
         changed |= f.keywords.assign(k);
