@@ -68,6 +68,11 @@ fn moves_on_either_side_are_replayed_without_transfer() {
         .add_flags("Archive", &sha(&inbox[0]), &["\\Seen"])
         .expect("flags");
     move_on(&bed.local, "Archive", &archive[0], "INBOX");
+    let dry = bed.run_with(&["--dry-run"], &[]);
+    assert!(dry.ok(), "{dry}");
+    let listed = format!("{}{}", dry.stdout, dry.stderr);
+    // Listed as moves; the one into Filed is not: a dry run creates no folder to move into.
+    assert_eq!(listed.matches("move message UID").count(), 3, "{dry}");
     let (r0, l0) = (count(&bed.remote), count(&bed.local));
     let run = bed.sync();
     let s = run.summary();
