@@ -380,3 +380,98 @@ async fn execute(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::plan::Fingerprint;
+
+    fn fp(msgid: i64) -> Fingerprint {
+        Fingerprint {
+            msgid,
+            size: 100,
+            date: 7,
+        }
+    }
+
+    fn rec(id: i64, l: u32, r: u32, msgid: i64) -> Record {
+        Record {
+            id,
+            uid: [Some(l), Some(r)],
+            flags: Flags::new(),
+            fp: fp(msgid),
+            pending_since: None,
+        }
+    }
+
+    fn new(uid: u32, msgid: i64) -> NewMessage {
+        NewMessage {
+            uid,
+            flags: Flags::new(),
+            fp: fp(msgid),
+        }
+    }
+
+    /// Pair `name` with records and, on the remote side, vanished UIDs and new messages.
+    fn pair(name: &str, records: Vec<Record>, vanished: &[u32], news: Vec<NewMessage>) -> Pair {
+        let mut remote = Scan::default();
+        remote.changes.vanished = vanished.iter().copied().collect();
+        remote.changes.new = news;
+        Pair {
+            name: name.into(),
+            native: [name.into(), name.into()],
+            row: Some(1),
+            records,
+            scans: Some([Scan::default(), remote]),
+        }
+    }
+
+    #[test]
+    fn a_unique_move_is_matched_and_ambiguity_is_not_guessed() {
+        // Remote: 11 (msgid 1) moved A -> B; 12 and 13 (both msgid 2) moved A -> B;
+        // 14 (no Message-ID) moved A -> B; 15 (msgid 5) copied A -> B.
+        let a = pair(
+            "A",
+            vec![
+                rec(1, 101, 11, 1),
+                rec(2, 102, 12, 2),
+                rec(3, 103, 13, 2),
+                rec(4, 104, 14, 0),
+                rec(5, 105, 15, 5),
+            ],
+            &[11, 12, 13, 14],
+            vec![],
+        );
+        let b = pair(
+            "B",
+            vec![],
+            &[],
+            vec![new(1, 1), new(2, 2), new(3, 2), new(4, 0), new(5, 5)],
+        );
+        let pairs = [a, b];
+        let got = match_side(&pairs, Side::Remote, true);
+        let mut got: Vec<(TransferMode, i64, u32)> = got
+            .iter()
+            .map(|t| (t.mode, pairs[0].records[t.source.1].id, t.target.1.uid))
+            .collect();
+        got.sort_by_key(|g| g.1);
+        assert_eq!(
+            got,
+            vec![(TransferMode::Move, 1, 1), (TransferMode::Copy, 5, 5)]
+        );
+        // Without expunges allowed the vanished source is not moved (nor copied).
+        let got = match_side(&pairs, Side::Remote, false);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].mode, TransferMode::Copy);
+        // Changes on the local side: nothing to match.
+        assert!(match_side(&pairs, Side::Local, true).is_empty());
+    }
+
+    #[test]
+    fn a_message_the_target_already_knows_is_left_to_the_planner() {
+        let a = pair("A", vec![rec(1, 101, 11, 1)], &[11], vec![]);
+        // B already holds a record with that Message-ID (a pending copy, say).
+        let b = pair("B", vec![rec(2, 201, 21, 1)], &[], vec![new(22, 1)]);
+        assert!(match_side(&[a, b], Side::Remote, true).is_empty());
+    }
+}
