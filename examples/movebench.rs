@@ -111,6 +111,89 @@ fn main() -> Result<()> {
     println!("movebench: {mailboxes} mailboxes × {messages} messages; {n} messages per phase");
     println!("move phase ({n} moved on the remote side): {move_secs:.3} s, {move_bytes} bytes from the server");
     println!("new phase ({n} new on the remote side):   {new_secs:.3} s, {new_bytes} bytes from the server");
+    if std::env::var_os("MOVEBENCH_INTERIMAP").is_some() {
+        interimap(mailboxes, messages, per_box)?;
+    }
+    Ok(())
+}
+
+/// The same phases with interimap (local side: bob through a PREAUTH tunnel).
+fn interimap(mailboxes: usize, messages: usize, per_box: usize) -> Result<()> {
+    let dv = Dovecot::start(
+        DovecotOptions::default()
+            .users(vec![
+                TestUser::new("alice", "secret"),
+                TestUser::new("bob", "secret"),
+            ])
+            .tls(false)
+            .compress(false)
+            .command_log(false)
+            .mail_log(false),
+    )?;
+    let name = |i: usize| {
+        if i == 0 {
+            "INBOX".to_string()
+        } else {
+            format!("Folder{i:02}")
+        }
+    };
+    for i in 0..mailboxes {
+        dv.seed_mailbox(
+            "alice",
+            &name(i),
+            &sample_messages(1000 + i as u64, messages),
+            &[],
+        )?;
+    }
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join("config/interimap"))?;
+    std::fs::create_dir_all(dir.path().join("data/interimap"))?;
+    std::fs::write(
+        dir.path().join("config/interimap/config"),
+        format!(
+            "[local]\ntype = tunnel\ncommand = {}\nnull-stderr = YES\n\n[remote]\ntype = imap\nhost = 127.0.0.1\nport = {}\nSTARTTLS = NO\nusername = alice\npassword = secret\n",
+            dv.preauth_tunnel_command("bob"),
+            dv.imap_port()
+        ),
+    )?;
+    let sync = |what: &str| -> Result<(f64, u64)> {
+        let before = settled(&dv)?;
+        let t = Instant::now();
+        let st = std::process::Command::new("interimap")
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .status()?;
+        if !st.success() {
+            bail!("interimap {what} failed");
+        }
+        let secs = t.elapsed().as_secs_f64();
+        Ok((secs, settled(&dv)? - before))
+    };
+    sync("first sync")?;
+    for i in 0..mailboxes {
+        dv.doveadm(&[
+            "move",
+            "-u",
+            "alice",
+            &name((i + 1) % mailboxes),
+            "mailbox",
+            &name(i),
+            "uid",
+            &format!("1:{per_box}"),
+        ])?;
+    }
+    let (ms, mb) = sync("move")?;
+    for i in 0..mailboxes {
+        dv.seed_mailbox(
+            "alice",
+            &name(i),
+            &sample_messages(5000 + i as u64, per_box),
+            &[],
+        )?;
+    }
+    let (ns, nb) = sync("new")?;
+    println!("interimap move phase: {ms:.3} s, {mb} bytes from the server");
+    println!("interimap new phase:  {ns:.3} s, {nb} bytes from the server");
     Ok(())
 }
 
