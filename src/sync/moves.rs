@@ -115,20 +115,20 @@ pub async fn replay(
         let saved: [SideState; 2] = rows.get(&p.name).map(|r| r.sides).unwrap_or_default();
         let known: [Vec<u32>; 2] =
             [0, 1].map(|s| p.records.iter().filter_map(|r| r.uid[s]).collect());
-        let mut scans = Vec::new();
-        for s in Side::BOTH {
-            let i = s.i();
-            match stores[i]
-                .open(&p.native[i], &saved[i], &known[i], o.mode, true)
-                .await
-            {
-                Ok(sc) => scans.push(sc),
-                Err(e) => {
-                    tracing::debug!(target: "twinbox::sync", "{}: not scanned for moves: {e:#}", p.name);
-                    break;
-                }
+        let (s0, s1) = {
+            let [a, b] = &mut *stores;
+            tokio::join!(
+                a.open(&p.native[0], &saved[0], &known[0], o.mode, true),
+                b.open(&p.native[1], &saved[1], &known[1], o.mode, true)
+            )
+        };
+        let scans: Vec<Scan> = match (s0, s1) {
+            (Ok(a), Ok(b)) => vec![a, b],
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!(target: "twinbox::sync", "{}: not scanned for moves: {e:#}", p.name);
+                Vec::new()
             }
-        }
+        };
         if let Ok(sc) = <[Scan; 2]>::try_from(scans) {
             if !sc.iter().any(|s| s.changes.uidvalidity_changed) {
                 p.scans = Some(sc);
