@@ -9,6 +9,11 @@
 //! Defaults: 20 × 500. One private dovecot (TLS and COMPRESS off, so its per-session
 //! `in=`/`out=` counters are the bytes on the wire) holds the remote account (alice) and
 //! the local one (bob). "from the server" is what alice's sessions sent to twinbox.
+//! `MOVEBENCH_INTERIMAP=1` runs the same phases with interimap on a second dovecot.
+//!
+//! Measured here (release build, 2 cores, loopback, 20 × 500, 100 messages per phase):
+//! twinbox move 0.72 s / 62,547 bytes, new 0.62 s / 960,605 bytes; interimap move
+//! 0.63 s / 1,327,113 bytes, new 0.47 s / 916,814 bytes.
 
 use std::time::{Duration, Instant};
 
