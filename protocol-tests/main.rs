@@ -33,6 +33,7 @@ mod maildir_dovecot;
 mod maildir_native;
 mod maildir_scenarios;
 mod maildir_side;
+mod moves;
 mod namespaces;
 mod namespaces_side;
 mod runmodes_daemon;

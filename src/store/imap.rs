@@ -42,7 +42,9 @@ use async_trait::async_trait;
 use imap_types::flag::StoreType;
 
 use super::namespace::FolderRoot;
-use super::{Body, MailboxInfo, OwnChanges, Scan, ScanMode, Store, Upload};
+use super::{Body, MailboxInfo, OwnChanges, Scan, ScanMode, Store, TransferMode, Upload};
+
+mod transfer;
 use crate::imap::commands::FetchItems;
 use crate::imap::types::{expand_ranges, uid_set, AppendMessage};
 use crate::imap::{utf7, ConnectOptions, Session};
@@ -578,6 +580,20 @@ impl Store for ImapStore {
             .delete(&raw)
             .await
             .with_context(|| format!("cannot delete mailbox {}", self.spell(name)))
+    }
+
+    fn can_transfer(&self) -> bool {
+        self.transfer_supported()
+    }
+
+    async fn transfer(
+        &mut self,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+        mode: TransferMode,
+    ) -> anyhow::Result<Vec<Option<u32>>> {
+        self.transfer_uids(from, uids, to, mode).await
     }
 
     fn details(&self) -> Vec<String> {

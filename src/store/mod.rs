@@ -90,6 +90,15 @@ impl OwnChanges {
     }
 }
 
+/// What [`Store::transfer`] does with the source messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferMode {
+    /// Move them: they leave the source mailbox.
+    Move,
+    /// Copy them: the source keeps them.
+    Copy,
+}
+
 /// A mail store connection.
 #[async_trait]
 pub trait Store: Send {
@@ -188,6 +197,25 @@ pub trait Store: Send {
     /// back the namespace prefix it trims.
     fn server_name(&self, name: &str) -> String {
         name.to_string()
+    }
+
+    /// Whether [`Store::transfer`] works here (server-side moves and copies).
+    fn can_transfer(&self) -> bool {
+        false
+    }
+
+    /// Moves or copies messages between two mailboxes of this store without reading them
+    /// (IMAP `UID MOVE`/`UID COPY`); returns each one's UID in `to` where known. Leaves no
+    /// mailbox open.
+    async fn transfer(
+        &mut self,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+        mode: TransferMode,
+    ) -> anyhow::Result<Vec<Option<u32>>> {
+        let _ = (from, uids, to, mode);
+        anyhow::bail!("{}: server-side moves are not supported", self.describe())
     }
 
     /// Lines describing the connection for `--info` (capabilities, security, ...).

@@ -124,16 +124,23 @@ pub struct Counts {
     pub expunged: [u64; 2],
     /// Mailboxes created on each side.
     pub created: [u64; 2],
+    /// Messages moved server-side on each side (replaying a move made on the other side).
+    pub moved: [u64; 2],
+    /// Messages copied server-side on each side (no upload).
+    pub server_copied: [u64; 2],
 }
 
 impl Counts {
-    fn add(&mut self, o: &Counts) {
+    /// Adds another set of counts to these.
+    pub fn add(&mut self, o: &Counts) {
         for i in 0..2 {
             self.copied[i] += o.copied[i];
             self.bytes[i] += o.bytes[i];
             self.flags[i] += o.flags[i];
             self.expunged[i] += o.expunged[i];
             self.created[i] += o.created[i];
+            self.moved[i] += o.moved[i];
+            self.server_copied[i] += o.server_copied[i];
         }
     }
 }
@@ -167,7 +174,7 @@ impl AccountReport {
     pub fn summary(&self) -> String {
         let c = &self.counts;
         format!(
-            "{}: {} mailboxes ({} opened), copied {} to local / {} to remote, {} flag changes, {} expunged, {} bytes, {:.2} s{}",
+            "{}: {} mailboxes ({} opened), copied {} to local / {} to remote, {} flag changes, {} expunged, {} bytes, {:.2} s{}{}",
             self.account,
             self.mailboxes,
             self.opened,
@@ -177,6 +184,15 @@ impl AccountReport {
             c.expunged[0] + c.expunged[1],
             c.bytes[0] + c.bytes[1],
             self.seconds,
+            if c.moved == [0, 0] && c.server_copied == [0, 0] {
+                String::new()
+            } else {
+                format!(
+                    ", moved {} / copied {} server-side",
+                    c.moved[0] + c.moved[1],
+                    c.server_copied[0] + c.server_copied[1]
+                )
+            },
             if self.failures.is_empty() {
                 String::new()
             } else {
@@ -328,6 +344,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         None => true,
     };
     let mut jobs = Vec::new();
+    let mut all_native: HashMap<String, [String; 2]> = HashMap::new();
     for (name, infos) in &by_name {
         if !wanted(name) {
             continue;
@@ -420,6 +437,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         if !ok {
             continue;
         }
+        all_native.insert(name.clone(), native.clone());
         if let Some(row) = saved.get(name) {
             let skip = !pending.contains(&row.id)
                 && (0..2).all(|i| unchanged(&row.sides[i], &status[i], tracks[i], o.mode));
@@ -433,6 +451,23 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         });
     }
     report.opened = jobs.len();
+    if !jobs.is_empty() && all_native.len() >= 2 {
+        // Moves and copies between mailboxes show only across mailboxes: match them first.
+        let list: Vec<(String, [String; 2])> = jobs
+            .iter()
+            .map(|j| (j.name.clone(), j.native.clone()))
+            .collect();
+        match super::moves::replay(&mut stores, &db, &list, &all_native, o, &a.name).await {
+            Ok(r) => {
+                report.counts.add(&r.counts);
+                report.notices.extend(r.notes);
+                report.planned.extend(r.planned);
+            }
+            Err(e) => report
+                .notices
+                .push(format!("server-side moves skipped: {e:#}")),
+        }
+    }
     o.emit(|| SyncEvent::AccountStart {
         account: a.name.clone(),
         mailboxes: jobs.len(),

@@ -4,6 +4,7 @@ pub mod dryrun;
 pub mod engine;
 pub mod filter;
 mod late;
+pub mod moves;
 pub mod names;
 pub mod plan;
 pub mod pool;

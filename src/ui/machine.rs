@@ -63,6 +63,11 @@ fn counts(c: &Counts, v: &mut Value) {
         m.insert("flags".into(), (c.flags[0] + c.flags[1]).into());
         m.insert("expunged".into(), (c.expunged[0] + c.expunged[1]).into());
         m.insert("created".into(), (c.created[0] + c.created[1]).into());
+        m.insert("moved".into(), (c.moved[0] + c.moved[1]).into());
+        m.insert(
+            "copied_server_side".into(),
+            (c.server_copied[0] + c.server_copied[1]).into(),
+        );
     }
 }
 

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 
-use super::{Body, MailboxInfo, OwnChanges, Scan, ScanMode, Store, Upload};
+use super::{Body, MailboxInfo, OwnChanges, Scan, ScanMode, Store, TransferMode, Upload};
 use crate::imap::types::InternalDate;
 use crate::state::SideState;
 use crate::sync::plan::{FlagAction, NewMessage};
@@ -36,6 +36,7 @@ pub mod filename;
 pub mod keywords;
 pub mod layout;
 pub mod scan;
+mod transfer;
 pub mod uidmap;
 mod write;
 
@@ -340,6 +341,20 @@ impl Store for MaildirStore {
             .ok_or_else(|| anyhow::anyhow!("internal: no Maildir folder open"))?;
         let others = scan::rescan(map, f, &reads)?;
         Ok(if others { *opened } else { status_of(f) })
+    }
+
+    fn can_transfer(&self) -> bool {
+        !self.opts.dry_run
+    }
+
+    async fn transfer(
+        &mut self,
+        from: &str,
+        uids: &[u32],
+        to: &str,
+        mode: TransferMode,
+    ) -> anyhow::Result<Vec<Option<u32>>> {
+        self.transfer_files(from, uids, to, mode)
     }
 
     async fn close(self: Box<Self>) -> anyhow::Result<()> {

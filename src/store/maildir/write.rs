@@ -21,7 +21,7 @@ use crate::sync::plan::{Fingerprint, FlagAction, Flags};
 
 /// Gives every keyword of `flags` a letter where one is free; saves the table first if it
 /// changed (so no file name ever carries a letter without a name).
-fn assign_keywords(f: &mut Folder, flags: &Flags, fsync: bool) -> anyhow::Result<()> {
+pub(super) fn assign_keywords(f: &mut Folder, flags: &Flags, fsync: bool) -> anyhow::Result<()> {
     let needs_letter = |k: &Keywords, f: &String| !f.starts_with('\\') && k.letter(f).is_none();
     if flags.iter().any(|x| needs_letter(&f.keywords, x)) {
         // Another program (dovecot) may have added keywords since we read the table:

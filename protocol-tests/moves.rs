@@ -1,0 +1,297 @@
+//! Moves and copies between mailboxes replayed server-side (issue #11), on real dovecot:
+//! a message moved or copied on one side is moved (`UID MOVE`, or `UID COPY` + `\Deleted` +
+//! `UID EXPUNGE` without MOVE) or copied (`UID COPY`) on the other side, and no message body
+//! crosses the wire (the server's command log shows no body fetch); ambiguous fingerprints
+//! and messages without Message-ID fall back to ordinary transfer; an abort at every step
+//! of a move converges with each message exactly once.
+
+use crate::support::sync::{msg, sha, ImapSide, MailSide, Snapshot, SyncBed};
+use twinbox::testbed::{capabilities_without, sample_messages, DovecotOptions};
+
+/// Commands that read a whole message.
+fn body_fetches(cmds: &[String]) -> Vec<String> {
+    cmds.iter()
+        .filter(|c| {
+            let u = c.to_ascii_uppercase();
+            u.contains("FETCH")
+                && (u.contains("BODY.PEEK[]") || u.contains("BODY[]") || u.contains("BINARY"))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Commands seen by `side` after the first `skip`.
+fn commands_after(side: &ImapSide, skip: usize) -> Vec<String> {
+    side.commands_seen()
+        .expect("command log")
+        .into_iter()
+        .skip(skip)
+        .collect()
+}
+
+fn count(side: &ImapSide) -> usize {
+    side.commands_seen().expect("command log").len()
+}
+
+/// INBOX (6), Archive (2) on the remote side, synced.
+fn synced(bed: &SyncBed<ImapSide>) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let inbox = sample_messages(201, 6);
+    let archive = sample_messages(202, 2);
+    bed.remote.seed("INBOX", &inbox, &[]).expect("seed");
+    bed.remote
+        .seed("Archive", &archive, &["\\Seen"])
+        .expect("seed");
+    bed.sync();
+    bed.assert_converged();
+    (inbox, archive)
+}
+
+fn move_on(side: &ImapSide, from: &str, raw: &[u8], to: &str) {
+    let uid = side.uid_of(from, &sha(raw)).expect("uid");
+    side.dovecot
+        .move_message(&side.user, &side.native(from), uid, &side.native(to))
+        .expect("doveadm move");
+}
+
+/// Moves on both sides (one into a mailbox created on the remote side since the last sync,
+/// with a flag change on the way) are replayed on the other side with UID MOVE; nothing is
+/// copied and no body is fetched.
+#[test]
+fn moves_on_either_side_are_replayed_without_transfer() {
+    let bed = SyncBed::imap();
+    let (inbox, archive) = synced(&bed);
+    bed.remote.create_mailbox("Filed").expect("create");
+    move_on(&bed.remote, "INBOX", &inbox[0], "Archive");
+    move_on(&bed.remote, "INBOX", &inbox[1], "Archive");
+    move_on(&bed.remote, "INBOX", &inbox[2], "Filed");
+    bed.remote
+        .add_flags("Archive", &sha(&inbox[0]), &["\\Seen"])
+        .expect("flags");
+    move_on(&bed.local, "Archive", &archive[0], "INBOX");
+    let dry = bed.run_with(&["--dry-run"], &[]);
+    assert!(dry.ok(), "{dry}");
+    let listed = format!("{}{}", dry.stdout, dry.stderr);
+    // Listed as moves; the one into Filed is not: a dry run creates no folder to move into.
+    assert_eq!(listed.matches("move message UID").count(), 3, "{dry}");
+    let (r0, l0) = (count(&bed.remote), count(&bed.local));
+    let run = bed.sync();
+    let s = run.summary();
+    assert_eq!(
+        (s.to_local, s.to_remote),
+        (0, 0),
+        "moves were transferred:\n{run}"
+    );
+    assert!(run.stdout.contains("moved 4"), "{run}");
+    let (rc, lc) = (
+        commands_after(&bed.remote, r0),
+        commands_after(&bed.local, l0),
+    );
+    assert!(body_fetches(&rc).is_empty(), "{:?}", body_fetches(&rc));
+    assert!(body_fetches(&lc).is_empty(), "{:?}", body_fetches(&lc));
+    assert!(lc.iter().any(|c| c.contains("UID MOVE")), "{lc:?}");
+    assert!(rc.iter().any(|c| c.contains("UID MOVE")), "{rc:?}");
+    let snap = bed.assert_converged();
+    assert_eq!(snap["INBOX"].len(), 4);
+    assert_eq!(snap["Archive"].len(), 3);
+    assert_eq!(snap["Filed"], vec![msg(&inbox[2], &[])]);
+    assert!(snap["Archive"].contains(&msg(&inbox[0], &["\\Seen"])));
+}
+
+/// Without MOVE advertised, a move is replayed as UID COPY + UID STORE \Deleted + UID
+/// EXPUNGE.
+#[test]
+fn without_move_the_fallback_is_copy_store_expunge() {
+    let bed = SyncBed::imap_pair(
+        DovecotOptions::default().tls(false),
+        DovecotOptions::default()
+            .tls(false)
+            .capabilities(capabilities_without(&["MOVE"])),
+    );
+    let (inbox, _) = synced(&bed);
+    move_on(&bed.remote, "INBOX", &inbox[3], "Archive");
+    move_on(&bed.remote, "INBOX", &inbox[4], "Archive");
+    let l0 = count(&bed.local);
+    let run = bed.sync();
+    assert_eq!(run.summary().to_local, 0, "{run}");
+    let lc = commands_after(&bed.local, l0);
+    assert!(body_fetches(&lc).is_empty(), "{lc:?}");
+    assert!(!lc.iter().any(|c| c.contains("UID MOVE")), "{lc:?}");
+    assert!(lc.iter().any(|c| c.contains("UID COPY")), "{lc:?}");
+    assert!(lc.iter().any(|c| c.contains("UID EXPUNGE")), "{lc:?}");
+    let snap = bed.assert_converged();
+    assert_eq!(snap["Archive"].len(), 4);
+}
+
+/// A message copied to another mailbox is copied there on the other side with UID COPY.
+#[test]
+fn copies_are_replayed_server_side() {
+    let bed = SyncBed::imap();
+    let (inbox, _) = synced(&bed);
+    let uid = bed.remote.uid_of("INBOX", &sha(&inbox[5])).expect("uid");
+    bed.remote
+        .dovecot
+        .doveadm(&[
+            "copy",
+            "-u",
+            "alice",
+            &bed.remote.native("Archive"),
+            "mailbox",
+            "INBOX",
+            "uid",
+            &uid.to_string(),
+        ])
+        .expect("doveadm copy");
+    let r0 = count(&bed.remote);
+    let run = bed.sync();
+    assert_eq!(run.summary().to_local, 0, "{run}");
+    assert!(run.stdout.contains("copied 1 server-side"), "{run}");
+    assert!(body_fetches(&commands_after(&bed.remote, r0)).is_empty());
+    let snap = bed.assert_converged();
+    assert_eq!(snap["INBOX"].len(), 6);
+    assert_eq!(snap["Archive"].len(), 3);
+}
+
+/// Two different messages with one Message-ID, both moved, and a message without
+/// Message-ID moved: no guess, they are transferred the ordinary way, exactly once each.
+#[test]
+fn ambiguous_or_unidentified_moves_fall_back_to_transfer() {
+    let bed = SyncBed::imap();
+    let twin_a = b"Message-ID: <same@x>\r\nSubject: a\r\n\r\nfirst\r\n".to_vec();
+    let twin_b = b"Message-ID: <same@x>\r\nSubject: b\r\n\r\nsecond\r\n".to_vec();
+    let anon = b"Subject: no id\r\n\r\nanonymous\r\n".to_vec();
+    bed.remote
+        .seed(
+            "INBOX",
+            &[twin_a.clone(), twin_b.clone(), anon.clone()],
+            &[],
+        )
+        .expect("seed");
+    bed.remote.create_mailbox("Archive").expect("create");
+    bed.sync();
+    bed.assert_converged();
+    for m in [&twin_a, &twin_b, &anon] {
+        move_on(&bed.remote, "INBOX", m, "Archive");
+    }
+    let run = bed.sync();
+    let s = run.summary();
+    assert_eq!((s.to_local, s.expunged), (3, 3), "{run}");
+    let snap = bed.assert_converged();
+    assert!(snap["INBOX"].is_empty());
+    let mut want = vec![msg(&twin_a, &[]), msg(&twin_b, &[]), msg(&anon, &[])];
+    want.sort();
+    assert_eq!(snap["Archive"], want);
+}
+
+fn aborted(run: &crate::support::sync::RunOutcome) -> bool {
+    run.code.is_none() && run.stderr.contains("fault injected")
+}
+
+fn abort_at_every_step(bed: SyncBed<ImapSide>) {
+    let (inbox, archive) = synced(&bed);
+    bed.remote.create_mailbox("Filed").expect("create");
+    move_on(&bed.remote, "INBOX", &inbox[0], "Archive");
+    move_on(&bed.remote, "INBOX", &inbox[1], "Filed");
+    move_on(&bed.local, "Archive", &archive[1], "INBOX");
+    let want: Snapshot = {
+        let mut s = bed.remote.snapshot().expect("snapshot");
+        // The local move lands on the remote side too.
+        let m = msg(&archive[1], &["\\Seen"]);
+        s.entry("Archive".into()).or_default().retain(|x| *x != m);
+        s.entry("INBOX".into()).or_default().push(m);
+        for v in s.values_mut() {
+            v.sort();
+        }
+        s
+    };
+    bed.checkpoint("moved");
+    let mut n = 1;
+    loop {
+        bed.restore("moved");
+        let n_s = n.to_string();
+        let run = bed.run_with(&["-1"], &[("TWINBOX_FAULT_AFTER", &n_s)]);
+        if run.ok() {
+            assert!(n > 5, "suspiciously few steps ({n}):\n{run}");
+            assert_eq!(bed.assert_converged(), want);
+            break;
+        }
+        assert!(aborted(&run), "step {n}: not the injected fault:\n{run}");
+        let again = bed.run_with(&["-1"], &[]);
+        assert!(
+            again.ok(),
+            "step {n}: the run after the crash failed:\n{again}"
+        );
+        let got = bed.assert_converged();
+        assert_eq!(
+            got, want,
+            "step {n}: differs from the uninterrupted sync\n{run}\n{again}"
+        );
+        n += 1;
+        assert!(n < 200, "no run completed");
+    }
+    eprintln!("interrupted at each of {} steps", n - 1);
+}
+
+/// An abort at every step of a sync replaying moves (UID MOVE), then a clean run: each
+/// message exactly once, as the uninterrupted sync leaves it.
+#[test]
+fn abort_at_every_step_of_a_move_converges() {
+    abort_at_every_step(SyncBed::imap());
+}
+
+/// The same with the COPY + STORE + EXPUNGE fallback (more steps between the servers).
+#[test]
+fn abort_at_every_step_of_a_fallback_move_converges() {
+    let caps = capabilities_without(&["MOVE"]);
+    abort_at_every_step(SyncBed::imap_pair(
+        DovecotOptions::default()
+            .tls(false)
+            .capabilities(caps.clone()),
+        DovecotOptions::default().tls(false).capabilities(caps),
+    ));
+}
+
+/// IMAP <-> native Maildir: a move on the server is a rename between Maildir folders, a
+/// move by a mail reader in the Maildir is a UID MOVE on the server; nothing is copied,
+/// both sides agree, and a second run changes nothing.
+#[test]
+fn moves_between_imap_and_native_maildir() {
+    use crate::maildir_bed::{copied, Bed, Engine, LOCAL, REMOTE};
+    let bed = Bed::new(Engine::Native, '/');
+    let msgs = sample_messages(301, 5);
+    bed.dv
+        .seed_mailbox(REMOTE, "INBOX", &msgs, &["\\Seen"])
+        .expect("seed");
+    bed.dv.create_mailbox(REMOTE, "Archive").expect("create");
+    bed.sync();
+    bed.assert_same(&["INBOX", "Archive"]);
+    // Remote: two messages filed into Archive.
+    for uid in [1, 2] {
+        bed.dv
+            .move_message(REMOTE, "INBOX", uid, "Archive")
+            .expect("move");
+    }
+    // Local: a mail reader files the message with the fifth body into Archive.
+    let five = crate::maildir_bed::hash(&msgs[4]);
+    let file = bed
+        .files(&bed.maildir)
+        .into_iter()
+        .find(|p| {
+            std::fs::read(p)
+                .map(|d| crate::maildir_bed::hash(&d) == five)
+                .unwrap_or(false)
+        })
+        .expect("the fifth message's file");
+    let name = file.file_name().expect("name").to_owned();
+    std::fs::rename(&file, bed.maildir.join("Archive/cur").join(name)).expect("rename");
+    bed.fix_owner();
+    let out = bed.sync();
+    assert_eq!(copied(&out), (0, 0), "moves were transferred:\n{out}");
+    assert!(out.contains("moved 3"), "{out}");
+    bed.assert_same(&["INBOX", "Archive"]);
+    assert_eq!(bed.messages(LOCAL, "Archive").len(), 3);
+    assert_eq!(bed.messages(LOCAL, "INBOX").len(), 2);
+    let again = bed.sync();
+    assert_eq!(copied(&again), (0, 0), "{again}");
+    assert!(again.contains("0 expunged"), "{again}");
+    bed.assert_same(&["INBOX", "Archive"]);
+}

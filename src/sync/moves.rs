@@ -1,0 +1,477 @@
+//! Moves and copies without re-transfer: before the per-mailbox jobs, the changed mailboxes
+//! of an account are scanned together; a message that vanished from mailbox A on one side
+//! and appeared, with the same fingerprint, in mailbox B of that side is moved from A to B
+//! on the other side by the server itself (no body crosses the wire); a new message whose
+//! fingerprint matches exactly one message the other side holds elsewhere is copied there.
+//!
+//! Crash safety rests on the pending-copy records of the state: the intent (a record in B
+//! with the source UID and the target's UIDNEXT) is written before the server command, and
+//! resolved after it. A run killed in between finds the moved message among the target's
+//! new UIDs by fingerprint (the planner's pending-copy match) and the source record gone on
+//! both sides, so each message ends up exactly once.
+//!
+//! Only unambiguous matches are replayed: a Message-ID must be present, and the fingerprint
+//! unique among the side's vanished, new and (for copies) recorded messages; everything
+//! else is left to the ordinary per-mailbox transfer.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::engine::{Counts, SyncOptions};
+use super::plan::{Flags, NewMessage, Record, Side};
+use crate::state::{SideState, StateDb};
+use crate::store::{Scan, Store, TransferMode};
+
+/// What the move step did.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// Moves and copies made.
+    pub counts: Counts,
+    /// Notes for the report.
+    pub notes: Vec<String>,
+    /// Dry run: the moves and copies that would be made.
+    pub planned: Vec<String>,
+}
+
+/// One mailbox pair as the move step sees it.
+struct Pair {
+    name: String,
+    native: [String; 2],
+    row: Option<i64>,
+    records: Vec<Record>,
+    scans: Option<[Scan; 2]>,
+}
+
+/// A planned server-side transfer of one message on side `on`.
+#[derive(Debug, Clone)]
+struct Transfer {
+    mode: TransferMode,
+    /// Source pair index and record index there.
+    source: (usize, usize),
+    /// Target pair index and the new message there (on the other side).
+    target: (usize, NewMessage),
+}
+
+fn lock(db: &Mutex<StateDb>) -> anyhow::Result<std::sync::MutexGuard<'_, StateDb>> {
+    db.lock()
+        .map_err(|_| anyhow::anyhow!("internal: state database lock poisoned"))
+}
+
+/// Scans `jobs` (the changed mailbox pairs, neutral name and native names) read-only,
+/// matches moves and copies across them (`all`: every paired mailbox, for copy sources) and
+/// replays them server-side on the side that has not made them yet.
+pub async fn replay(
+    stores: &mut [Box<dyn Store>; 2],
+    db: &Mutex<StateDb>,
+    jobs: &[(String, [String; 2])],
+    all: &HashMap<String, [String; 2]>,
+    o: &SyncOptions,
+    account: &str,
+) -> anyhow::Result<Replayed> {
+    let mut out = Replayed::default();
+    if !stores[0].can_transfer() && !stores[1].can_transfer() {
+        return Ok(out);
+    }
+    // 1. The state of every pair.
+    let (rows, mut pairs) = {
+        let d = lock(db)?;
+        let rows: HashMap<String, crate::state::MailboxRow> = d
+            .mailboxes()?
+            .into_iter()
+            .map(|m| (m.name.clone(), m))
+            .collect();
+        let mut pairs = Vec::new();
+        for (name, native) in jobs {
+            let row = rows.get(name);
+            pairs.push(Pair {
+                name: name.clone(),
+                native: native.clone(),
+                row: row.map(|r| r.id),
+                records: match row {
+                    Some(r) => d.records(r.id)?,
+                    None => Vec::new(),
+                },
+                scans: None,
+            });
+        }
+        for (name, native) in all {
+            if jobs.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            if let Some(r) = rows.get(name) {
+                pairs.push(Pair {
+                    name: name.clone(),
+                    native: native.clone(),
+                    row: Some(r.id),
+                    records: d.records(r.id)?,
+                    scans: None,
+                });
+            }
+        }
+        (rows, pairs)
+    };
+    // 2. Scan the changed pairs, read-only.
+    for p in pairs.iter_mut().take(jobs.len()) {
+        let saved: [SideState; 2] = rows.get(&p.name).map(|r| r.sides).unwrap_or_default();
+        let known: [Vec<u32>; 2] =
+            [0, 1].map(|s| p.records.iter().filter_map(|r| r.uid[s]).collect());
+        let (s0, s1) = {
+            let [a, b] = &mut *stores;
+            tokio::join!(
+                a.open(&p.native[0], &saved[0], &known[0], o.mode, true),
+                b.open(&p.native[1], &saved[1], &known[1], o.mode, true)
+            )
+        };
+        let scans: Vec<Scan> = match (s0, s1) {
+            (Ok(a), Ok(b)) => vec![a, b],
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::debug!(target: "twinbox::sync", "{}: not scanned for moves: {e:#}", p.name);
+                Vec::new()
+            }
+        };
+        if let Ok(sc) = <[Scan; 2]>::try_from(scans) {
+            if !sc.iter().any(|s| s.changes.uidvalidity_changed) {
+                p.scans = Some(sc);
+            }
+        }
+    }
+    // 3. Match, per side where the user made the change (`x`); replay on the other (`y`).
+    for x in Side::BOTH {
+        let y = x.other();
+        if !stores[y.i()].can_transfer() || o.restrictions.read_only[y.i()] {
+            continue;
+        }
+        let may_move = o.policy.propagate_expunge
+            && o.restrictions.expunge[y.i()]
+            && o.restrictions.sync_deletes[x.i()];
+        let plan = match_side(&pairs, x, may_move);
+        if plan.is_empty() {
+            continue;
+        }
+        if o.dry_run {
+            for t in &plan {
+                out.planned.push(format!(
+                    "{}: {} message UID {} from {} on the {} side (no transfer)",
+                    pairs[t.target.0].name,
+                    if t.mode == TransferMode::Move {
+                        "move"
+                    } else {
+                        "copy"
+                    },
+                    pairs[t.source.0].records[t.source.1].uid[y.i()].unwrap_or(0),
+                    pairs[t.source.0].name,
+                    y.name()
+                ));
+            }
+            continue;
+        }
+        execute(stores, db, &mut pairs, &plan, y, o, account, &mut out).await?;
+    }
+    Ok(out)
+}
+
+/// The unambiguous moves and copies of changes made on side `x`.
+fn match_side(pairs: &[Pair], x: Side, may_move: bool) -> Vec<Transfer> {
+    let y = x.other();
+    // Candidates by Message-ID hash.
+    let mut vanished: HashMap<i64, Vec<(usize, usize)>> = HashMap::new();
+    let mut held: HashMap<i64, Vec<(usize, usize)>> = HashMap::new();
+    let mut news: HashMap<i64, Vec<(usize, &NewMessage)>> = HashMap::new();
+    // Message-IDs a pair already has a say on (records, new on y): leave those to the planner.
+    let mut local_ids: Vec<std::collections::HashSet<i64>> = Vec::new();
+    for (pi, p) in pairs.iter().enumerate() {
+        let mut ids: std::collections::HashSet<i64> =
+            p.records.iter().map(|r| r.fp.msgid).collect();
+        if let Some(sc) = &p.scans {
+            ids.extend(sc[y.i()].changes.new.iter().map(|m| m.fp.msgid));
+        }
+        local_ids.push(ids);
+        for (ri, r) in p.records.iter().enumerate() {
+            if r.fp.msgid == 0 || r.pending_since.is_some() {
+                continue;
+            }
+            let (Some(ux), Some(uy)) = (r.uid[x.i()], r.uid[y.i()]) else {
+                continue;
+            };
+            let (gone_x, gone_y) = match &p.scans {
+                Some(sc) => (
+                    sc[x.i()].changes.vanished.contains(&ux),
+                    sc[y.i()].changes.vanished.contains(&uy),
+                ),
+                None => (false, false),
+            };
+            if gone_y {
+                continue;
+            }
+            held.entry(r.fp.msgid).or_default().push((pi, ri));
+            if gone_x {
+                vanished.entry(r.fp.msgid).or_default().push((pi, ri));
+            }
+        }
+        if let Some(sc) = &p.scans {
+            let known: std::collections::HashSet<u32> =
+                p.records.iter().filter_map(|r| r.uid[x.i()]).collect();
+            for m in &sc[x.i()].changes.new {
+                if m.fp.msgid != 0 && !known.contains(&m.uid) {
+                    news.entry(m.fp.msgid).or_default().push((pi, m));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (id, targets) in &news {
+        let [(bi, m)] = targets.as_slice() else {
+            continue; // the same message new in several places: ambiguous
+        };
+        // The target pair must know nothing of this message yet.
+        if local_ids[*bi].contains(id) {
+            continue;
+        }
+        let src = if may_move {
+            match vanished.get(id).map(Vec::as_slice) {
+                Some([one]) => Some((TransferMode::Move, *one)),
+                Some(_) => continue, // several vanished: ambiguous
+                None => None,
+            }
+        } else {
+            None
+        };
+        let src = match src {
+            Some(s) => Some(s),
+            None => match held.get(id).map(Vec::as_slice) {
+                Some([one]) if !vanished.contains_key(id) => Some((TransferMode::Copy, *one)),
+                _ => None,
+            },
+        };
+        let Some((mode, (ai, ri))) = src else {
+            continue;
+        };
+        if ai == *bi || !pairs[ai].records[ri].fp.matches(&m.fp) {
+            continue;
+        }
+        out.push(Transfer {
+            mode,
+            source: (ai, ri),
+            target: (*bi, (*m).clone()),
+        });
+    }
+    out.sort_by_key(|t| (t.source.0, t.target.0, t.target.1.uid));
+    out
+}
+
+/// Source pair, target pair, mode: what one server command does.
+type GroupKey = (usize, usize, TransferMode);
+
+/// Replays `plan` on side `y`, one server command per (source, target, mode) group.
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    stores: &mut [Box<dyn Store>; 2],
+    db: &Mutex<StateDb>,
+    pairs: &mut [Pair],
+    plan: &[Transfer],
+    y: Side,
+    o: &SyncOptions,
+    account: &str,
+    out: &mut Replayed,
+) -> anyhow::Result<()> {
+    let x = y.other();
+    let mut groups: Vec<(GroupKey, Vec<&Transfer>)> = Vec::new();
+    for t in plan {
+        let k = (t.source.0, t.target.0, t.mode);
+        match groups.iter_mut().find(|(g, _)| *g == k) {
+            Some((_, v)) => v.push(t),
+            None => groups.push((k, vec![t])),
+        }
+    }
+    for ((ai, bi, mode), items) in groups {
+        if o.stopping() {
+            break;
+        }
+        let b_row = match pairs[bi].row {
+            Some(id) => id,
+            None => {
+                let id = lock(db)?.ensure_mailbox(&pairs[bi].name)?.id;
+                pairs[bi].row = Some(id);
+                id
+            }
+        };
+        let since = pairs[bi]
+            .scans
+            .as_ref()
+            .map(|s| s[y.i()].status.uidnext)
+            .unwrap_or(0)
+            .max(1);
+        let src: Vec<(u32, i64, Flags)> = items
+            .iter()
+            .map(|t| {
+                let r = &pairs[ai].records[t.source.1];
+                (r.uid[y.i()].unwrap_or(0), r.id, r.flags.clone())
+            })
+            .collect();
+        // Intent: a pending copy in the target pair, resolved by fingerprint if we die.
+        let ids: Vec<i64> = lock(db)?.write("pending moves", |w| {
+            items
+                .iter()
+                .zip(&src)
+                .map(|(t, (_, _, flags))| {
+                    let m = &t.target.1;
+                    w.pending_copy(b_row, x, m.uid, flags, &m.fp, None, since)
+                })
+                .collect()
+        })?;
+        let uids: Vec<u32> = src.iter().map(|(u, _, _)| *u).collect();
+        crate::fault::step("move");
+        let res = stores[y.i()]
+            .transfer(
+                &pairs[ai].native[y.i()],
+                &uids,
+                &pairs[bi].native[y.i()],
+                mode,
+            )
+            .await;
+        let new = match res {
+            Ok(n) => n,
+            Err(e) => {
+                // The pending records make the jobs copy these the ordinary way.
+                out.notes.push(format!(
+                    "{}: server-side {} from {} failed, copying instead: {e:#}",
+                    pairs[bi].name,
+                    if mode == TransferMode::Move {
+                        "move"
+                    } else {
+                        "copy"
+                    },
+                    pairs[ai].name
+                ));
+                continue;
+            }
+        };
+        crate::fault::step("moved");
+        lock(db)?.write("moved", |w| {
+            for (id, uid) in ids.iter().zip(&new) {
+                if let Some(u) = uid {
+                    w.copied(*id, y, *u)?;
+                }
+            }
+            if mode == TransferMode::Move {
+                let gone: Vec<i64> = src.iter().map(|(_, id, _)| *id).collect();
+                w.delete(&gone)?;
+            }
+            Ok(())
+        })?;
+        let n = items.len() as u64;
+        if mode == TransferMode::Move {
+            out.counts.moved[y.i()] += n;
+        } else {
+            out.counts.server_copied[y.i()] += n;
+        }
+        let verb = if mode == TransferMode::Move {
+            "moved"
+        } else {
+            "copied"
+        };
+        let note = format!(
+            "{}: {verb} {n} message(s) from {} on the {} side, server-side",
+            pairs[bi].name,
+            pairs[ai].name,
+            y.name()
+        );
+        tracing::info!(target: "twinbox::sync", "{account}: {note}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::plan::Fingerprint;
+
+    fn fp(msgid: i64) -> Fingerprint {
+        Fingerprint {
+            msgid,
+            size: 100,
+            date: 7,
+        }
+    }
+
+    fn rec(id: i64, l: u32, r: u32, msgid: i64) -> Record {
+        Record {
+            id,
+            uid: [Some(l), Some(r)],
+            flags: Flags::new(),
+            fp: fp(msgid),
+            pending_since: None,
+        }
+    }
+
+    fn new(uid: u32, msgid: i64) -> NewMessage {
+        NewMessage {
+            uid,
+            flags: Flags::new(),
+            fp: fp(msgid),
+        }
+    }
+
+    /// Pair `name` with records and, on the remote side, vanished UIDs and new messages.
+    fn pair(name: &str, records: Vec<Record>, vanished: &[u32], news: Vec<NewMessage>) -> Pair {
+        let mut remote = Scan::default();
+        remote.changes.vanished = vanished.iter().copied().collect();
+        remote.changes.new = news;
+        Pair {
+            name: name.into(),
+            native: [name.into(), name.into()],
+            row: Some(1),
+            records,
+            scans: Some([Scan::default(), remote]),
+        }
+    }
+
+    #[test]
+    fn a_unique_move_is_matched_and_ambiguity_is_not_guessed() {
+        // Remote: 11 (msgid 1) moved A -> B; 12 and 13 (both msgid 2) moved A -> B;
+        // 14 (no Message-ID) moved A -> B; 15 (msgid 5) copied A -> B.
+        let a = pair(
+            "A",
+            vec![
+                rec(1, 101, 11, 1),
+                rec(2, 102, 12, 2),
+                rec(3, 103, 13, 2),
+                rec(4, 104, 14, 0),
+                rec(5, 105, 15, 5),
+            ],
+            &[11, 12, 13, 14],
+            vec![],
+        );
+        let b = pair(
+            "B",
+            vec![],
+            &[],
+            vec![new(1, 1), new(2, 2), new(3, 2), new(4, 0), new(5, 5)],
+        );
+        let pairs = [a, b];
+        let got = match_side(&pairs, Side::Remote, true);
+        let mut got: Vec<(TransferMode, i64, u32)> = got
+            .iter()
+            .map(|t| (t.mode, pairs[0].records[t.source.1].id, t.target.1.uid))
+            .collect();
+        got.sort_by_key(|g| g.1);
+        assert_eq!(
+            got,
+            vec![(TransferMode::Move, 1, 1), (TransferMode::Copy, 5, 5)]
+        );
+        // Without expunges allowed the vanished source is not moved (nor copied).
+        let got = match_side(&pairs, Side::Remote, false);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].mode, TransferMode::Copy);
+        // Changes on the local side: nothing to match.
+        assert!(match_side(&pairs, Side::Local, true).is_empty());
+    }
+
+    #[test]
+    fn a_message_the_target_already_knows_is_left_to_the_planner() {
+        let a = pair("A", vec![rec(1, 101, 11, 1)], &[11], vec![]);
+        // B already holds a record with that Message-ID (a pending copy, say).
+        let b = pair("B", vec![rec(2, 201, 21, 1)], &[], vec![new(22, 1)]);
+        assert!(match_side(&[a, b], Side::Remote, true).is_empty());
+    }
+}
