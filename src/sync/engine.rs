@@ -345,6 +345,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
     };
     let mut jobs = Vec::new();
     let mut all_native: HashMap<String, [String; 2]> = HashMap::new();
+    let mut may_have_grown = false;
     for (name, infos) in &by_name {
         if !wanted(name) {
             continue;
@@ -445,13 +446,22 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                 continue;
             }
         }
+        // A move or a copy always adds a message somewhere (UIDNEXT grows): without such a
+        // mailbox, the move scan (an extra open per changed mailbox) is skipped.
+        may_have_grown |=
+            (0..2).any(
+                |i| match (saved.get(name).map(|r| r.sides[i].uidnext), &status[i]) {
+                    (Some(before), Some(now)) => now.uidnext > before,
+                    _ => true,
+                },
+            );
         jobs.push(Job {
             name: name.clone(),
             native,
         });
     }
     report.opened = jobs.len();
-    if !jobs.is_empty() && all_native.len() >= 2 {
+    if may_have_grown && !jobs.is_empty() && all_native.len() >= 2 {
         // Moves and copies between mailboxes show only across mailboxes: match them first.
         let list: Vec<(String, [String; 2])> = jobs
             .iter()
