@@ -97,21 +97,7 @@ fn bench(
     }
     let dir = tempfile::tempdir()?;
     let conf = dir.path().join("twinbox.conf");
-    let repo = |name: &str, user: &str| {
-        format!(
-            "[Repository {name}]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {}\nssl = no\nstarttls = no\nremoteuser = {user}\nremotepass = secret\n\n",
-            dv.imap_port()
-        )
-    };
-    std::fs::write(
-        &conf,
-        format!(
-            "[general]\naccounts = Bench\nmetadata = {}\n\n[Account Bench]\nlocalrepository = Local\nremoterepository = Remote\n\n{}{}",
-            dir.path().join("meta").display(),
-            repo("Remote", "alice"),
-            repo("Local", "bob")
-        ),
-    )?;
+    std::fs::write(&conf, dv.two_user_config("Bench", &dir.path().join("meta")))?;
     let opts = RunOptions {
         config: Some(conf),
         ..Default::default()

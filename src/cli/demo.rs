@@ -24,21 +24,7 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<i32> {
     }
     let dir = tempfile::tempdir()?;
     let conf = dir.path().join("twinbox.conf");
-    let repo = |name: &str, user: &str| {
-        format!(
-            "[Repository {name}]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {}\nssl = no\nstarttls = no\nremoteuser = {user}\nremotepass = secret\n\n",
-            dv.imap_port()
-        )
-    };
-    std::fs::write(
-        &conf,
-        format!(
-            "[general]\naccounts = Demo\nmetadata = {}\n\n[Account Demo]\nlocalrepository = Local\nremoterepository = Remote\n\n{}{}",
-            dir.path().join("meta").display(),
-            repo("Remote", "alice"),
-            repo("Local", "bob")
-        ),
-    )?;
+    std::fs::write(&conf, dv.two_user_config("Demo", &dir.path().join("meta")))?;
     println!("demo: dovecot on 127.0.0.1:{} with {} sample messages for alice in {} folders; syncing into bob (config {})", dv.imap_port(), a.messages * folders.len(), folders.len(), conf.display());
     let opts = super::run::RunOptions {
         config: Some(conf.clone()),

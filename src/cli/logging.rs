@@ -2,15 +2,9 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Initialises logging: warnings by default; `-d imap,sync,...` turns on debug output for
-/// those areas (`ALL` for everything). Protocol logs never contain passwords (the IMAP layer
-/// redacts LOGIN and AUTHENTICATE).
-pub fn init(debug: Option<&str>, logfile: Option<&str>) -> anyhow::Result<()> {
-    init_with(debug, logfile, "warn,twinbox=info")
-}
-
-/// [`init`] with another base filter (`error` for the quiet UI, for instance); `-d` adds
-/// to it.
+/// Initialises logging with a base filter (`error` for the quiet UI, for instance);
+/// `-d imap,sync,...` turns on debug output for those areas (`ALL` for everything).
+/// Protocol logs never contain passwords (the IMAP layer redacts LOGIN and AUTHENTICATE).
 pub fn init_with(debug: Option<&str>, logfile: Option<&str>, base: &str) -> anyhow::Result<()> {
     let mut filter = String::from(base);
     if let Some(d) = debug {

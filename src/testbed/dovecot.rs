@@ -473,6 +473,25 @@ impl Dovecot {
         self.paths.imap_port
     }
 
+    /// A twinbox configuration with one account, `account`, keeping alice (remote) and bob
+    /// (local) of this server identical over plain loopback IMAP, its state in `metadata`.
+    pub fn two_user_config(&self, account: &str, metadata: &Path) -> String {
+        let repo = |name: &str, user: &str| {
+            format!(
+                "[Repository {name}]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {}\n\
+                 ssl = no\nstarttls = no\nremoteuser = {user}\nremotepass = secret\n\n",
+                self.imap_port()
+            )
+        };
+        format!(
+            "[general]\naccounts = {account}\nmetadata = {}\n\n[Account {account}]\n\
+             localrepository = Local\nremoterepository = Remote\n\n{}{}",
+            metadata.display(),
+            repo("Remote", "alice"),
+            repo("Local", "bob")
+        )
+    }
+
     /// Implicit-TLS port, or `None` when TLS is off.
     pub fn imaps_port(&self) -> Option<u16> {
         self.opts.tls.then_some(self.paths.imaps_port)
