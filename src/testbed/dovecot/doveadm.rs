@@ -386,6 +386,22 @@ impl Dovecot {
         self.fetch_summaries(user, mailbox, None)
     }
 
+    /// A mailbox's messages as sorted (content sha256, sorted flags) pairs: what two sides
+    /// must agree on after a sync.
+    pub fn contents(&self, user: &str, mailbox: &str) -> Result<Vec<(String, Vec<String>)>> {
+        let mut v: Vec<(String, Vec<String>)> = self
+            .list_messages(user, mailbox)?
+            .into_iter()
+            .map(|m| {
+                let mut f = m.flags;
+                f.sort();
+                (m.sha256_of_body_hex, f)
+            })
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
     /// One message's full text with CRLF line endings (what `UID FETCH n BODY[]` returns).
     pub fn fetch_message(&self, user: &str, mailbox: &str, uid: u32) -> Result<Vec<u8>> {
         self.fetch_full(user, mailbox, Some(&uid.to_string()))?
