@@ -203,6 +203,7 @@ impl Session {
             compressed: false,
             encrypted,
             selected: None,
+            exists_seen: 0,
             compress_stats: None,
         };
         let r = s
