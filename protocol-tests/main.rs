@@ -17,6 +17,7 @@ mod fake;
 mod faults_disk;
 mod faults_fuzz;
 mod faults_kill;
+mod faults_lies;
 mod faults_load;
 mod faults_proxy;
 mod faults_security;
