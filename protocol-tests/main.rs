@@ -14,6 +14,7 @@ mod cli_import;
 mod cli_sync;
 mod cli_util;
 mod fake;
+mod faults_daemon;
 mod faults_disk;
 mod faults_fuzz;
 mod faults_kill;
