@@ -23,9 +23,24 @@ struct Bed {
 /// Two mailboxes synced honestly through the liar; `Lies` holds four remote messages and
 /// one local one.
 fn bed() -> Bed {
-    let bed = SyncBed::imap();
+    bed_with("")
+}
+
+/// [`bed`] with extra lines in the remote repository's section.
+fn bed_with(remote: &str) -> Bed {
+    let mut bed = SyncBed::imap();
+    // Without CONDSTORE a full sync lists every mailbox, even with nothing to do.
+    bed.noop_opens_nothing = !remote.contains("CONDSTORE");
     let liar = Liar::start(bed.remote.dovecot.imap_port());
     point_remote_at(&bed, liar.port());
+    let path = bed.config_path();
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = text.replacen(
+        "[Repository Remote]\n",
+        &format!("[Repository Remote]\n{remote}"),
+        1,
+    );
+    std::fs::write(&path, text).expect("config");
     let m = sample_messages(801, 8);
     bed.remote.seed("INBOX", &m[..2], &[]).expect("seed");
     bed.remote
@@ -216,6 +231,52 @@ fn lie_vanished_of_a_fetched_or_impossible_uid_stops_the_mailbox() {
     b.liar.lie(inject("* VANISHED (EARLIER) 90000".into()));
     lying_run(&b, "VANISHED names UID 90000, at or above UIDNEXT");
     assert_eq!(honest_run(&b), expected(&b, true, None, &[]));
+}
+
+/// Without QRESYNC the expunges come from a UID listing; a listing that leaves out a
+/// message the server has (here UID 1) must not expunge it on the other side.
+fn listing_leaves_out_a_message(remote: &str, drop: fn(&str, u32) -> Option<String>) {
+    let b = bed_with(remote);
+    let uid1 = b.bed.remote.uid_of(BOX, &sha(&b.lies[0])).expect("uid");
+    b.bed
+        .remote
+        .expunge(BOX, &sha(&b.lies[3]))
+        .expect("expunge");
+    b.liar.lie(move |c, line| {
+        if c.selected.as_deref() == Some(BOX) {
+            drop(line, uid1)
+        } else {
+            None
+        }
+    });
+    lying_run(&b, "UID listing holds 3 messages where EXISTS said 4");
+    assert_eq!(honest_run(&b), expected(&b, false, Some(3), &[]));
+}
+
+#[test]
+fn lie_uid_search_leaving_out_a_message_deletes_nothing() {
+    // CONDSTORE only: the count shows an expunge, `UID SEARCH` lists what is left.
+    listing_leaves_out_a_message("disable_extensions = QRESYNC\n", |line, uid| {
+        let rest = line.strip_prefix("* SEARCH")?;
+        let kept: Vec<&str> = rest
+            .split_whitespace()
+            .filter(|u| *u != uid.to_string())
+            .collect();
+        Some(
+            format!("* SEARCH {}", kept.join(" "))
+                .trim_end()
+                .to_string(),
+        )
+    });
+}
+
+#[test]
+fn lie_flag_listing_leaving_out_a_message_deletes_nothing() {
+    // Neither CONDSTORE nor QRESYNC: a full sync lists every UID with its flags.
+    listing_leaves_out_a_message("disable_extensions = QRESYNC, CONDSTORE\n", |line, uid| {
+        (line.starts_with("* ") && line.contains(&format!("FETCH (UID {uid} FLAGS")))
+            .then(String::new)
+    });
 }
 
 /// `[APPENDUID v a:b]` → `[APPENDUID v+1 a+100:b+100]`.

@@ -20,7 +20,8 @@ pub struct Ctx {
 }
 
 /// A rewrite: given the context and one server line (without CRLF), the replacement
-/// (lines joined by CRLF, without the final CRLF), or `None` to pass it on unchanged.
+/// (lines joined by CRLF, without the final CRLF; empty to leave the line out), or `None`
+/// to pass it on unchanged.
 pub type Rewrite = Box<dyn FnMut(&Ctx, &str) -> Option<String> + Send>;
 
 #[derive(Default)]
@@ -226,6 +227,9 @@ fn responses(sh: Arc<Shared>, from: TcpStream, mut to: TcpStream, ctx: Arc<Mutex
                 }
                 None => l.to_vec(),
             };
+            if bytes.is_empty() {
+                return true; // the line is left out
+            }
             to.write_all(&bytes)
                 .and_then(|_| to.write_all(b"\r\n"))
                 .is_ok()

@@ -204,6 +204,7 @@ impl Session {
             encrypted,
             selected: None,
             exists_seen: 0,
+            expunges_seen: 0,
             compress_stats: None,
         };
         let r = s

@@ -12,8 +12,14 @@
 //!   vanished and fetched in the same scan is a contradiction; and when the message count
 //!   does not add up (`EXISTS` > known − vanished + new), the vanished UIDs we know are
 //!   checked with one `UID SEARCH`: any still present is a lie. Only with all three passing
-//!   is a VANISHED UID taken as an expunge to propagate. A server that lies consistently
-//!   (VANISHED, EXISTS and SEARCH together) cannot be told from an honest one.
+//!   is a VANISHED UID taken as an expunge to propagate.
+//! - **Without QRESYNC**, expunges come from a complete UID listing (`UID SEARCH`, or the
+//!   full `UID FETCH 1:n` listing): it must hold exactly EXISTS messages (old plus new),
+//!   unless the server announced an arrival or an expunge since the SELECT; a listing that
+//!   leaves out a message would otherwise expunge it on the other side.
+//!
+//! A server that lies consistently (VANISHED, EXISTS and SEARCH together) cannot be told
+//! from an honest one.
 
 use std::fmt;
 
@@ -53,6 +59,14 @@ pub enum Lie {
         /// The UID.
         uid: u32,
     },
+    /// A complete UID listing (`UID SEARCH` or `UID FETCH 1:n`) that does not hold the
+    /// EXISTS count, with no arrival or expunge announced meanwhile.
+    ListingMismatch {
+        /// UIDs listed (old ones and new ones).
+        listed: usize,
+        /// EXISTS of the SELECT.
+        exists: u32,
+    },
 }
 
 impl fmt::Display for Lie {
@@ -77,6 +91,10 @@ impl fmt::Display for Lie {
             Lie::VanishedButPresent { uid } => {
                 write!(f, "VANISHED names UID {uid}, which the server still has")
             }
+            Lie::ListingMismatch { listed, exists } => write!(
+                f,
+                "its UID listing holds {listed} messages where EXISTS said {exists}"
+            ),
         }
     }
 }

@@ -43,6 +43,7 @@ impl ImapStore {
         self.claimed.clear();
         // EXISTS responses from here on announce messages that arrived after the SELECT.
         let exists_mark = self.session.exists_seen;
+        let expunge_mark = self.session.expunges_seen;
         let uidvalidity = info
             .uidvalidity
             .ok_or_else(|| anyhow::anyhow!("the server sent no UIDVALIDITY for {name:?}"))?;
@@ -232,6 +233,21 @@ impl ImapStore {
                 }
             }
             if let Some(p) = present {
+                // A complete listing must hold EXISTS messages, unless the server announced
+                // an arrival or an expunge since the SELECT.
+                let listed = p.iter().filter(|u| **u < since).count() + new_uids.len();
+                if self.session.exists_seen == exists_mark
+                    && self.session.expunges_seen == expunge_mark
+                    && listed != scan.status.messages as usize
+                {
+                    return Err(lie(
+                        name,
+                        Lie::ListingMismatch {
+                            listed,
+                            exists: scan.status.messages,
+                        },
+                    ));
+                }
                 ch.vanished = known_set
                     .iter()
                     .copied()
