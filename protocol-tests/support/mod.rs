@@ -4,5 +4,6 @@
 #![allow(dead_code)]
 
 pub mod imap_side;
+pub mod liar;
 pub mod proxy;
 pub mod sync;

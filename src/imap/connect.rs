@@ -203,6 +203,8 @@ impl Session {
             compressed: false,
             encrypted,
             selected: None,
+            exists_seen: 0,
+            expunges_seen: 0,
             compress_stats: None,
         };
         let r = s

@@ -99,6 +99,11 @@ pub struct Session {
     /// The stream is encrypted (TLS or ssh).
     pub encrypted: bool,
     pub(crate) selected: Option<Vec<u8>>,
+    /// `* n EXISTS` responses received on this connection (a FETCH of a UID at or above
+    /// the UIDNEXT of a SELECT is plausible only after one announced a new message).
+    pub exists_seen: u64,
+    /// `* n EXPUNGE` and `* VANISHED` (not EARLIER) responses received on this connection.
+    pub expunges_seen: u64,
     /// Compressed-side totals once COMPRESS=DEFLATE is active, with the session counters'
     /// (in, out) at the moment it started.
     pub(crate) compress_stats: Option<(super::transport::CompressStats, u64, u64)>,
@@ -361,7 +366,16 @@ impl Session {
                 Response::Status(Status::Bye(b)) => {
                     self.bye = Some(b.text.to_string());
                 }
-                Response::Data(d) => sink(Untagged::Data(d))?,
+                Response::Data(d) => {
+                    match &d {
+                        Data::Exists(_) => self.exists_seen += 1,
+                        Data::Expunge(_) | Data::Vanished { earlier: false, .. } => {
+                            self.expunges_seen += 1
+                        }
+                        _ => {}
+                    }
+                    sink(Untagged::Data(d))?
+                }
                 Response::CommandContinuationRequest(_) => {
                     return Err(ImapError::Protocol(format!(
                         "unexpected continuation request during {}",

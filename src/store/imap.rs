@@ -55,7 +55,10 @@ use crate::sync::plan::{normalize_flags, FlagAction, Flags, NewMessage};
 const MAX_EXPAND: usize = 10_000_000;
 
 mod append;
+mod lies;
 mod scan;
+
+pub use lies::{Lie, ServerLie};
 
 use append::fingerprint_of;
 

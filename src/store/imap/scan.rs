@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use anyhow::Context;
 
+use super::lies::{lie, Lie};
 use super::{ImapStore, MAX_EXPAND};
 use crate::imap::commands::{FetchItems, QresyncParams};
 use crate::imap::types::{expand_ranges, uid_set};
@@ -40,6 +41,9 @@ impl ImapStore {
             .with_context(|| format!("cannot open mailbox {}", self.spell(name)))?;
         self.opened = Some(raw.clone());
         self.claimed.clear();
+        // EXISTS responses from here on announce messages that arrived after the SELECT.
+        let exists_mark = self.session.exists_seen;
+        let expunge_mark = self.session.expunges_seen;
         let uidvalidity = info
             .uidvalidity
             .ok_or_else(|| anyhow::anyhow!("the server sent no UIDVALIDITY for {name:?}"))?;
@@ -70,11 +74,42 @@ impl ImapStore {
             && scan.status.highestmodseq != 0
             && saved.uidvalidity == uidvalidity
         {
-            anyhow::bail!(
-                "HIGHESTMODSEQ of {name:?} went backwards ({} < {}): the server's state is inconsistent; stopping this mailbox",
-                scan.status.highestmodseq,
-                saved.highestmodseq
-            );
+            return Err(lie(
+                name,
+                Lie::ModseqBackwards {
+                    saved: saved.highestmodseq,
+                    now: scan.status.highestmodseq,
+                },
+            ));
+        }
+        // UIDs at or above the SELECT's UIDNEXT exist only if an EXISTS announced them.
+        let uidnext_seen = scan.status.uidnext;
+        let unannounced = |uid: u32, exists_now: u64| {
+            (uidnext_seen != 0 && uid >= uidnext_seen && exists_now == exists_mark).then(|| {
+                lie(
+                    name,
+                    Lie::UnannouncedUid {
+                        uid,
+                        uidnext: uidnext_seen,
+                    },
+                )
+            })
+        };
+        if let Some(e) = info
+            .changed
+            .iter()
+            .find_map(|m| (uidnext_seen != 0 && m.uid >= uidnext_seen).then_some(m.uid))
+            .map(|uid| {
+                lie(
+                    name,
+                    Lie::UnannouncedUid {
+                        uid,
+                        uidnext: uidnext_seen,
+                    },
+                )
+            })
+        {
+            return Err(e);
         }
         let ch = &mut scan.changes;
         if saved.uidvalidity != 0 && saved.uidvalidity != uidvalidity {
@@ -82,6 +117,10 @@ impl ImapStore {
         }
         if saved.uidvalidity == 0 || ch.uidvalidity_changed {
             ch.new = self.fetch_new(1).await?;
+            let now = self.session.exists_seen;
+            if let Some(e) = ch.new.iter().find_map(|m| unannounced(m.uid, now)) {
+                return Err(e);
+            }
             if scan.status.uidnext == 0 {
                 scan.status.uidnext = ch.new.last().map(|m| m.uid + 1).unwrap_or(1);
             }
@@ -89,22 +128,42 @@ impl ImapStore {
         }
         let since = saved.uidnext.max(1);
         if scan.status.uidnext != 0 && scan.status.uidnext < saved.uidnext {
-            anyhow::bail!(
-                "UIDNEXT of {name:?} went backwards ({} < {}) without a UIDVALIDITY change: stopping this mailbox",
-                scan.status.uidnext,
-                saved.uidnext
-            );
+            return Err(lie(
+                name,
+                Lie::UidnextBackwards {
+                    saved: saved.uidnext,
+                    now: scan.status.uidnext,
+                },
+            ));
         }
         let known_set: HashSet<u32> = known.iter().copied().collect();
         if scan.status.uidnext == 0 || scan.status.uidnext > since {
             ch.new = self.fetch_new(since).await?;
+            let now = self.session.exists_seen;
+            if let Some(e) = ch.new.iter().find_map(|m| unannounced(m.uid, now)) {
+                return Err(e);
+            }
         }
         let new_uids: HashSet<u32> = ch.new.iter().map(|m| m.uid).collect();
         let old_known = known_set.iter().filter(|u| **u < since).count();
         if use_qresync && info.highestmodseq.is_some() {
             let gone = expand_ranges(&info.vanished, MAX_EXPAND)
                 .ok_or_else(|| anyhow::anyhow!("the server reported an absurd VANISHED range"))?;
+            if let Some(&uid) = gone
+                .iter()
+                .find(|u| uidnext_seen != 0 && **u >= uidnext_seen)
+            {
+                return Err(lie(
+                    name,
+                    Lie::VanishedBeyondUidnext {
+                        uid,
+                        uidnext: uidnext_seen,
+                    },
+                ));
+            }
             ch.vanished = gone.into_iter().filter(|u| known_set.contains(u)).collect();
+            self.check_vanished(name, &ch.vanished, &info, &known_set, &new_uids)
+                .await?;
             for m in info.changed {
                 if m.uid < since {
                     if let Some(f) = m.flags {
@@ -174,6 +233,21 @@ impl ImapStore {
                 }
             }
             if let Some(p) = present {
+                // A complete listing must hold EXISTS messages, unless the server announced
+                // an arrival or an expunge since the SELECT.
+                let listed = p.iter().filter(|u| **u < since).count() + new_uids.len();
+                if self.session.exists_seen == exists_mark
+                    && self.session.expunges_seen == expunge_mark
+                    && listed != scan.status.messages as usize
+                {
+                    return Err(lie(
+                        name,
+                        Lie::ListingMismatch {
+                            listed,
+                            exists: scan.status.messages,
+                        },
+                    ));
+                }
                 ch.vanished = known_set
                     .iter()
                     .copied()
@@ -182,5 +256,42 @@ impl ImapStore {
             }
         }
         Ok(scan)
+    }
+}
+
+impl ImapStore {
+    /// The VANISHED rules of [`super::lies`]: no vanished UID may be fetched in the same
+    /// scan, and when the count does not add up, none may still be found by `UID SEARCH`.
+    async fn check_vanished(
+        &mut self,
+        name: &str,
+        vanished: &HashSet<u32>,
+        info: &crate::imap::commands::SelectInfo,
+        known: &HashSet<u32>,
+        new: &HashSet<u32>,
+    ) -> anyhow::Result<()> {
+        if vanished.is_empty() {
+            return Ok(());
+        }
+        let gone = vanished;
+        if let Some(uid) = info
+            .changed
+            .iter()
+            .map(|m| m.uid)
+            .chain(new.iter().copied())
+            .find(|u| gone.contains(u))
+        {
+            return Err(lie(name, Lie::VanishedButPresent { uid }));
+        }
+        let expected = known.union(new).count().saturating_sub(gone.len());
+        if info.exists as usize > expected {
+            let mut v: Vec<u32> = vanished.iter().copied().collect();
+            v.sort_unstable();
+            let still = self.session.uid_search(&uid_set(&v)).await?;
+            if let Some(&uid) = still.iter().find(|u| gone.contains(u)) {
+                return Err(lie(name, Lie::VanishedButPresent { uid }));
+            }
+        }
+        Ok(())
     }
 }

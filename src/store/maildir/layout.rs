@@ -31,6 +31,10 @@ pub struct Layout {
 
 /// Directory names that are part of a Maildir, never folders.
 const RESERVED: [&str; 3] = ["cur", "new", "tmp"];
+/// Longest directory name (bytes) most file systems take.
+const MAX_NAME: usize = 255;
+/// Longest folder name (bytes) accepted, all levels together.
+const MAX_PATH: usize = 2048;
 
 impl Layout {
     fn disk_level(&self, level: &str) -> String {
@@ -57,19 +61,33 @@ impl Layout {
                 Inbox::Folder => self.root.join("INBOX"),
             });
         }
+        // A name from the other side must never reach outside the root: no empty, `.` or
+        // `..` level, no `/` inside a level, no NUL or other control character, no level
+        // longer than a file name may be.
         let levels: Vec<&str> = name.split(self.sep).collect();
         for l in &levels {
             if l.is_empty()
                 || *l == "."
                 || *l == ".."
                 || l.contains('/')
-                || l.contains('\0')
+                || l.chars().any(char::is_control)
                 || (self.sep == '/' && RESERVED.contains(l))
             {
                 anyhow::bail!("folder name {name:?} cannot be a Maildir folder here (level {l:?})");
             }
         }
         let disk: Vec<String> = levels.iter().map(|l| self.disk_level(l)).collect();
+        let longest = match self.sep {
+            '.' => disk.iter().map(|l| l.len() + 1).sum::<usize>(),
+            _ => disk.iter().map(String::len).max().unwrap_or(0),
+        };
+        if longest > MAX_NAME || name.len() > MAX_PATH {
+            anyhow::bail!(
+                "folder name {:?}... is too long for a Maildir folder ({} bytes)",
+                name.chars().take(40).collect::<String>(),
+                name.len()
+            );
+        }
         Ok(match self.sep {
             '.' => self.root.join(format!(".{}", disk.join("."))),
             _ => {
@@ -207,6 +225,24 @@ mod tests {
             fs.create(n, false).expect("create");
         }
         assert!(fs.path("a/cur").is_err());
+        for bad in [
+            "../x",
+            "a/../../b",
+            "/abs",
+            "a//b",
+            ".",
+            "a/./b",
+            "nul\0x",
+            "line\nbreak",
+            "esc\u{1b}[2J",
+            "del\u{7f}",
+            "c1\u{85}",
+        ] {
+            assert!(fs.path(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(fs.path(&"x".repeat(256)).is_err());
+        assert!(fs.path(&vec!["y".repeat(200); 20].join("/")).is_err());
+        assert!(fs.path(&"x".repeat(255)).is_ok());
         let names: Vec<String> = fs
             .list()
             .expect("list")
@@ -224,6 +260,10 @@ mod tests {
             pp.create(n, false).expect("create");
         }
         assert!(dir.path().join("pp/.Entw&APw-rfe/cur").is_dir());
+        for bad in ["..", "../x", "a..b", "/abs", "a/b", ".x", "x.", "t\tab"] {
+            assert!(pp.path(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(pp.path(&vec!["z".repeat(100); 3].join(".")).is_err());
         let names: Vec<String> = pp
             .list()
             .expect("list")
