@@ -20,6 +20,7 @@ mod faults_kill;
 mod faults_load;
 mod faults_proxy;
 mod faults_security;
+mod faults_stream;
 mod faults_support;
 mod imap_bad_server;
 mod imap_commands;
