@@ -186,7 +186,7 @@ async fn imap_multiappend_with_literal_plus_and_appenduid_range() {
         .map(|(i, b)| AppendMessage {
             flags: if i == 1 { &seen_flag } else { &none },
             internaldate: None,
-            body: b,
+            body: b.into(),
         })
         .collect();
     let mut s = connect(&opts(&dc)).await;

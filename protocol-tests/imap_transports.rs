@@ -200,7 +200,7 @@ async fn imap_large_messages_through_compression_both_ways() {
         .map(|b| AppendMessage {
             flags: &[],
             internaldate: None,
-            body: b,
+            body: b.into(),
         })
         .collect();
     let uids = s.append(b"INBOX", &messages).await.expect("APPEND");

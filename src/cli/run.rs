@@ -267,6 +267,9 @@ pub struct AccountLock {
 pub fn lock_account(metadata: &Path, account: &str) -> anyhow::Result<AccountLock> {
     use std::os::unix::fs::OpenOptionsExt;
     crate::state::create_private_dir(metadata)?;
+    // Large messages in transit are spooled here (private, on disk) rather than in $TMPDIR,
+    // which may be memory.
+    crate::imap::spool::set_spool_dir(metadata.to_path_buf());
     let path = metadata.join(format!("{account}.lock"));
     let mut file = std::fs::OpenOptions::new()
         .read(true)

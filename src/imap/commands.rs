@@ -18,6 +18,7 @@ use imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::error::ImapError;
 use super::session::{Session, Untagged};
+use super::spool::Spools;
 use super::types::{FetchedMessage, InternalDate, ListedMailbox, MailboxStatus, UidRange};
 use super::utf7;
 
@@ -149,6 +150,16 @@ fn status_from_items(items: &[StatusDataItem]) -> MailboxStatus {
 
 /// Converts a FETCH response.
 pub fn fetched_from(seq: u32, items: &[MessageDataItem<'_>]) -> FetchedMessage {
+    fetched_from_spooled(seq, items, &mut Spools::default())
+}
+
+/// Converts a FETCH response whose large literals were spooled: a `BODY[]` that is a
+/// placeholder of `spools` becomes [`FetchedMessage::body_spool`].
+pub fn fetched_from_spooled(
+    seq: u32,
+    items: &[MessageDataItem<'_>],
+    spools: &mut Spools,
+) -> FetchedMessage {
     let mut m = FetchedMessage {
         seq,
         ..Default::default()
@@ -172,14 +183,21 @@ pub fn fetched_from(seq: u32, items: &[MessageDataItem<'_>]) -> FetchedMessage {
             MessageDataItem::BodyExt { section, data, .. } => {
                 // `BODY[] NIL`: Exchange answers so for a message it cannot convert
                 // (https://github.com/imapsync/imapsync/issues/79): no body, not an empty one.
+                let spooled = data.0.as_ref().and_then(|s| spools.take(s.as_ref()));
                 let bytes = data.0.as_ref().map(|s| s.as_ref().to_vec());
                 match section {
+                    None if spooled.is_some() => m.body_spool = spooled,
                     None => m.body = bytes,
                     Some(Section::HeaderFields(..)) => m.header_fields = bytes,
                     _ => {}
                 }
             }
-            MessageDataItem::Rfc822(data) => m.body = data.0.as_ref().map(|s| s.as_ref().to_vec()),
+            MessageDataItem::Rfc822(data) => {
+                match data.0.as_ref().and_then(|s| spools.take(s.as_ref())) {
+                    Some(sp) => m.body_spool = Some(sp),
+                    None => m.body = data.0.as_ref().map(|s| s.as_ref().to_vec()),
+                }
+            }
             _ => {}
         }
     }
@@ -573,6 +591,12 @@ impl Session {
                 Untagged::Data(Data::Fetch { seq, items }) => {
                     let m = fetched_from(seq.get(), items.as_ref());
                     // Unsolicited flag updates without UID cannot be attributed: skip.
+                    if m.uid != 0 {
+                        sink(m)?;
+                    }
+                }
+                Untagged::Spooled(Data::Fetch { seq, items }, mut spools) => {
+                    let m = fetched_from_spooled(seq.get(), items.as_ref(), &mut spools);
                     if m.uid != 0 {
                         sink(m)?;
                     }

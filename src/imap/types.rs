@@ -147,8 +147,10 @@ pub struct FetchedMessage {
     pub internaldate: Option<InternalDate>,
     /// RFC822.SIZE.
     pub size: Option<u32>,
-    /// The whole message (`BODY[]`).
+    /// The whole message (`BODY[]`), when small enough to hold in memory.
     pub body: Option<Vec<u8>>,
+    /// The whole message when it was too large for memory (then `body` is `None`).
+    pub body_spool: Option<super::spool::Spool>,
     /// Requested header fields (`BODY[HEADER.FIELDS (...)]`), raw.
     pub header_fields: Option<Vec<u8>>,
 }
@@ -160,8 +162,8 @@ pub struct AppendMessage<'a> {
     pub flags: &'a [String],
     /// INTERNALDATE to set, if known.
     pub internaldate: Option<InternalDate>,
-    /// The raw message (CRLF line endings).
-    pub body: &'a [u8],
+    /// The raw message (CRLF line endings), in memory or spooled.
+    pub body: super::spool::BodyRef<'a>,
 }
 
 /// A UID range, inclusive.

@@ -42,7 +42,7 @@ use async_trait::async_trait;
 use imap_types::flag::StoreType;
 
 use super::namespace::FolderRoot;
-use super::{Body, MailboxInfo, OwnChanges, Scan, ScanMode, Store, TransferMode, Upload};
+use super::{Body, BodyData, MailboxInfo, OwnChanges, Scan, ScanMode, Store, TransferMode, Upload};
 
 mod transfer;
 use crate::imap::commands::FetchItems;
@@ -286,7 +286,12 @@ impl Store for ImapStore {
                 // No content (`BODY[] NIL`, or no FETCH at all: Exchange does both for a
                 // message it cannot convert, https://github.com/OfflineIMAP/offlineimap/issues/62)
                 // is never stored as an empty message: the copy stays pending.
-                if let Some(data) = m.body.filter(|d| !d.is_empty()) {
+                let data = match (m.body, m.body_spool) {
+                    (_, Some(sp)) => Some(BodyData::Spool(sp)),
+                    (Some(b), None) => Some(BodyData::Memory(b)),
+                    (None, None) => None,
+                };
+                if let Some(data) = data.filter(|d| !d.is_empty()) {
                     missing.remove(&m.uid);
                     if err.is_none() {
                         if let Err(e) = sink(Body {

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+pub use crate::imap::spool::{BodyData, BodyRef};
 use crate::imap::types::InternalDate;
 use crate::state::SideState;
 use crate::sync::plan::{Fingerprint, FlagAction, Flags, SideChanges};
@@ -48,8 +49,8 @@ pub struct Scan {
 pub struct Body {
     /// UID in the source.
     pub uid: u32,
-    /// The raw message.
-    pub data: Vec<u8>,
+    /// The raw message: in memory, or in a spool file when large.
+    pub data: BodyData,
     /// Its INTERNALDATE, if the store has one.
     pub internaldate: Option<InternalDate>,
 }
@@ -57,8 +58,8 @@ pub struct Body {
 /// A message to store, with the flags and date it must get.
 #[derive(Debug, Clone)]
 pub struct Upload<'a> {
-    /// The raw message.
-    pub data: &'a [u8],
+    /// The raw message (in memory or spooled).
+    pub data: BodyRef<'a>,
     /// Flags.
     pub flags: &'a Flags,
     /// INTERNALDATE.

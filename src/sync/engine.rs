@@ -817,7 +817,7 @@ async fn sync_mailbox(
                 if let Some(b) = bodies.get(&c.uid) {
                     uploaded.push(*c);
                     uploads.push(Upload {
-                        data: &b.data,
+                        data: b.data.as_ref(),
                         flags: &c.flags,
                         internaldate: b.internaldate,
                         fp: c.fp,
@@ -834,7 +834,7 @@ async fn sync_mailbox(
                 .await
                 .with_context(|| format!("storing messages on the {} side", to.name()))?;
             crate::fault::step("appended");
-            let bytes: u64 = uploads.iter().map(|u| u.data.len() as u64).sum();
+            let bytes: u64 = uploads.iter().map(|u| u.data.len()).sum();
             res.counts.copied[to.i()] += uploads.len() as u64;
             res.counts.bytes[to.i()] += bytes;
             o.emit(|| SyncEvent::Copied {
