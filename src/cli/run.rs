@@ -121,6 +121,7 @@ fn connect_options(
     };
     o.max_message_size = u32::try_from(r.maxmessagesize).unwrap_or(u32::MAX);
     o.disabled_capabilities = r.disable_extensions.clone();
+    o.send_id = r.send_id;
     o.reference = r.reference.clone();
     o.namespaces = r.namespaces;
     if let Some(t) = cfg.general.socktimeout {

@@ -95,7 +95,8 @@ pub struct Session {
     pub(crate) done: HashMap<String, Completion>,
     pub(crate) on_close: Option<Box<dyn FnOnce() -> CloseFuture + Send>>,
     pub(crate) bye: Option<String>,
-    /// QRESYNC was enabled.
+    /// QRESYNC is in use: advertised with ENABLE, and enabled before the first
+    /// SELECT/EXAMINE (false again if the server does not grant it then).
     pub qresync: bool,
     /// CONDSTORE is usable (advertised, or implied by QRESYNC).
     pub condstore: bool,
@@ -109,6 +110,8 @@ pub struct Session {
     pub exists_seen: u64,
     /// `* n EXPUNGE` and `* VANISHED` (not EARLIER) responses received on this connection.
     pub expunges_seen: u64,
+    /// `ENABLE QRESYNC` is still to be sent (with the first SELECT/EXAMINE).
+    pub(crate) enable_due: bool,
     /// Compressed-side totals once COMPRESS=DEFLATE is active, with the session counters'
     /// (in, out) at the moment it started.
     pub(crate) compress_stats: Option<(super::transport::CompressStats, u64, u64)>,
