@@ -589,6 +589,19 @@ impl Store for ImapStore {
         self.transfer_supported()
     }
 
+    fn can_reselect(&self) -> bool {
+        true
+    }
+
+    async fn reselect(
+        &mut self,
+        name: &str,
+        scanned: &SideState,
+        read_only: bool,
+    ) -> anyhow::Result<()> {
+        self.reselect_mailbox(name, scanned, read_only).await
+    }
+
     async fn transfer(
         &mut self,
         from: &str,

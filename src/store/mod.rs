@@ -219,6 +219,26 @@ pub trait Store: Send {
         anyhow::bail!("{}: server-side moves are not supported", self.describe())
     }
 
+    /// Whether [`Store::reselect`] works here: a scan taken by [`Store::open`] (on this or
+    /// another connection) can then be acted on after a plain re-selection.
+    fn can_reselect(&self) -> bool {
+        false
+    }
+
+    /// Selects a mailbox whose changes were read earlier by [`Store::open`] (status
+    /// `scanned`), without reading them again, so the open-mailbox methods act on it; fails
+    /// if its UIDVALIDITY is no longer `scanned`'s. Changes made since are left to
+    /// [`Store::settle`] (which does not claim them) and so to the next run.
+    async fn reselect(
+        &mut self,
+        name: &str,
+        scanned: &SideState,
+        read_only: bool,
+    ) -> anyhow::Result<()> {
+        let _ = (name, scanned, read_only);
+        anyhow::bail!("{}: cannot re-select a mailbox", self.describe())
+    }
+
     /// Lines describing the connection for `--info` (capabilities, security, ...).
     fn details(&self) -> Vec<String> {
         Vec::new()
