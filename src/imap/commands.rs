@@ -644,7 +644,7 @@ impl Session {
                 u,
                 Untagged::Data(
                     Data::Exists(_) | Data::Expunge(_) | Data::Fetch { .. } | Data::Vanished { .. }
-                )
+                ) | Untagged::Spooled(Data::Fetch { .. }, _)
             ) {
                 changed = true;
             }

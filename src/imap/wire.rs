@@ -433,10 +433,19 @@ impl Wire {
     /// The error for an end of stream: plain [`ImapError::Closed`] between messages,
     /// [`ImapError::Truncated`] (saying where) inside one.
     fn closed_error(&self) -> ImapError {
-        let partial = self.frag.message_bytes();
-        if partial.is_empty() {
+        // What the fragmentizer has, then the end of a line held back from it.
+        let fed = self.frag.message_bytes();
+        let held = &self.inbuf[self.start..];
+        if fed.is_empty() && held.is_empty() {
             return ImapError::Closed;
         }
+        let joined: Vec<u8>;
+        let partial = if fed.len() >= 120 {
+            fed
+        } else {
+            joined = fed.iter().chain(held.iter().take(240)).copied().collect();
+            &joined
+        };
         let first_line = partial.split(|&b| b == b'\n').next().unwrap_or(partial);
         let left = self.spooling.as_ref().map(|s| s.left).or(self.literal_left);
         ImapError::Truncated(match left {
