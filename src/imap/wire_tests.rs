@@ -183,3 +183,21 @@ fn announcements_as_the_fragmentizer_reads_them() {
     assert_eq!(trailing_announcement(b"x {12}\r\r\n"), None);
     assert_eq!(trailing_announcement(b"x 12}\r\n"), None);
 }
+
+#[tokio::test]
+async fn a_spooled_header_block_is_read_back() {
+    let mut hdr = b"Message-ID: <h@x>\r\n".to_vec();
+    hdr.extend(std::iter::repeat_n(b'X', 300));
+    hdr.extend_from_slice(b"\r\n\r\n");
+    let mut input = format!(
+        "* 1 FETCH (UID 5 BODY[HEADER.FIELDS (MESSAGE-ID)] {{{}}}\r\n",
+        hdr.len()
+    )
+    .into_bytes();
+    input.extend_from_slice(&hdr);
+    input.extend_from_slice(b")\r\n");
+    let mut w = wire_fed(input, 13, 1 << 20, 100);
+    let m = read_fetch(&mut w).await;
+    assert_eq!(m.header_fields.as_deref(), Some(&hdr[..]));
+    assert!(m.body.is_none() && m.body_spool.is_none());
+}
