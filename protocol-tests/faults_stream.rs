@@ -138,3 +138,37 @@ fn stream_50mib_imap_to_native_maildir_and_back() {
     let bed = maildir_bed(Engine::Native, '/');
     big_both_ways(&bed, "IMAP<->native Maildir");
 }
+
+/// Without LITERAL+ and MULTIAPPEND (nor UIDPLUS) on the receiving side: several spooled
+/// messages in one batch go as pipelined APPENDs, each literal sent from its spool file
+/// after the server's continuation, and are found again by their identity.
+#[test]
+fn stream_spooled_bodies_with_synchronising_literals() {
+    use twinbox::testbed::{capabilities_without, DovecotOptions};
+    let bed = SyncBed::imap_pair(
+        DovecotOptions::default().tls(false),
+        DovecotOptions::default()
+            .tls(false)
+            .capabilities(capabilities_without(&[
+                "LITERAL+",
+                "MULTIAPPEND",
+                "UIDPLUS",
+            ])),
+    );
+    let raws: Vec<Vec<u8>> = (0..3).map(|i| big_message(&format!("s{i}"), 2)).collect();
+    bed.remote.seed("INBOX", &raws, &[]).expect("seed");
+    let (run, _) = run_measured(&bed);
+    assert_eq!(run.summary().to_local, 3, "{run}");
+    let snap = bed.assert_converged();
+    assert_eq!(snap.get("INBOX").map(Vec::len), Some(3), "{snap:?}");
+    let cmds = bed.local.commands_seen().expect("command log");
+    let appends = cmds
+        .iter()
+        .filter(|c| c.to_ascii_uppercase().contains(" APPEND "))
+        .count();
+    assert_eq!(appends, 3, "one APPEND per message: {cmds:?}");
+    assert!(
+        !cmds.iter().any(|c| c.contains("+}")),
+        "a non-synchronising literal was sent: {cmds:?}"
+    );
+}

@@ -188,7 +188,13 @@ pub fn fetched_from_spooled(
                 match section {
                     None if spooled.is_some() => m.body_spool = spooled,
                     None => m.body = bytes,
-                    Some(Section::HeaderFields(..)) => m.header_fields = bytes,
+                    // A header block too large for memory: its start is enough.
+                    Some(Section::HeaderFields(..)) => {
+                        m.header_fields = match spooled {
+                            Some(sp) => sp.head(4 << 20).ok(),
+                            None => bytes,
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -741,7 +747,7 @@ impl Session {
                 u,
                 Untagged::Data(
                     Data::Exists(_) | Data::Expunge(_) | Data::Fetch { .. } | Data::Vanished { .. }
-                )
+                ) | Untagged::Spooled(Data::Fetch { .. }, _)
             ) {
                 changed = true;
             }

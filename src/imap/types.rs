@@ -155,6 +155,17 @@ pub struct FetchedMessage {
     pub header_fields: Option<Vec<u8>>,
 }
 
+impl FetchedMessage {
+    /// The whole message's bytes (`BODY[]`), from memory or read back from its spool file.
+    pub fn body_bytes(&self) -> std::io::Result<Option<Vec<u8>>> {
+        match (&self.body, &self.body_spool) {
+            (_, Some(sp)) => super::spool::BodyRef::Spool(sp).to_vec().map(Some),
+            (Some(b), None) => Ok(Some(b.clone())),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
 /// A message to APPEND.
 #[derive(Debug, Clone)]
 pub struct AppendMessage<'a> {

@@ -433,10 +433,19 @@ impl Wire {
     /// The error for an end of stream: plain [`ImapError::Closed`] between messages,
     /// [`ImapError::Truncated`] (saying where) inside one.
     fn closed_error(&self) -> ImapError {
-        let partial = self.frag.message_bytes();
-        if partial.is_empty() {
+        // What the fragmentizer has, then the end of a line held back from it.
+        let fed = self.frag.message_bytes();
+        let held = &self.inbuf[self.start..];
+        if fed.is_empty() && held.is_empty() {
             return ImapError::Closed;
         }
+        let joined: Vec<u8>;
+        let partial = if fed.len() >= 120 {
+            fed
+        } else {
+            joined = fed.iter().chain(held.iter().take(240)).copied().collect();
+            &joined
+        };
         let first_line = partial.split(|&b| b == b'\n').next().unwrap_or(partial);
         let left = self.spooling.as_ref().map(|s| s.left).or(self.literal_left);
         ImapError::Truncated(match left {
@@ -543,131 +552,5 @@ pub fn printable(data: &[u8], max: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::imap::commands::fetched_from_spooled;
-    use crate::imap::spool::BodyData;
-    use imap_types::response::Data;
-    use tokio::io::AsyncWriteExt;
-
-    /// A wire whose server side gets `input` written in `piece`-byte writes.
-    fn wire_fed(input: Vec<u8>, piece: usize, max: u32, threshold: usize) -> Wire {
-        let (client, mut server) = tokio::io::duplex(piece);
-        tokio::spawn(async move {
-            for p in input.chunks(piece) {
-                if server.write_all(p).await.is_err() {
-                    return;
-                }
-            }
-            // Keep the server end open until the test is done with the stream.
-            tokio::time::sleep(Duration::from_secs(30)).await;
-        });
-        let mut w = Wire::new(Box::new(client), max, Duration::from_secs(10), "t".into());
-        w.set_spool_threshold(threshold);
-        w
-    }
-
-    fn fetch_response(body: &[u8]) -> Vec<u8> {
-        let mut r = format!("* 1 FETCH (UID 5 BODY[] {{{}}}\r\n", body.len()).into_bytes();
-        r.extend_from_slice(body);
-        r.extend_from_slice(b" FLAGS (\\Seen))\r\n");
-        r
-    }
-
-    async fn read_fetch(w: &mut Wire) -> crate::imap::FetchedMessage {
-        let r = w.read_response(None).await.expect("response");
-        let mut spools = w.take_spools();
-        let Response::Data(Data::Fetch { seq, items }) = r else {
-            panic!("not a FETCH: {r:?}");
-        };
-        let m = fetched_from_spooled(seq.get(), items.as_ref(), &mut spools);
-        assert!(spools.is_empty(), "every spool claimed");
-        m
-    }
-
-    #[tokio::test]
-    async fn large_literal_split_across_reads_is_spooled() {
-        let big: Vec<u8> = (0..5000u32).map(|i| b'a' + (i % 26) as u8).collect();
-        let at: Vec<u8> = vec![b'x'; 100];
-        let mut input = fetch_response(&big);
-        input.extend(fetch_response(&at));
-        input.extend(fetch_response(&big[..101]));
-        input.extend_from_slice(b"T1 OK done\r\n");
-        // 7-byte reads split the announcement, the literal and the line after it.
-        let mut w = wire_fed(input, 7, 1 << 20, 100);
-        let m = read_fetch(&mut w).await;
-        assert_eq!((m.uid, m.body.as_deref()), (5, None));
-        assert_eq!(m.flags.as_deref(), Some(&["\\Seen".to_string()][..]));
-        let sp = m.body_spool.expect("spooled");
-        assert_eq!(BodyData::Spool(sp).to_vec().expect("read"), big);
-        // Exactly at the threshold: in memory.
-        let m = read_fetch(&mut w).await;
-        assert_eq!(
-            (m.body.as_deref(), m.body_spool.is_none()),
-            (Some(&at[..]), true)
-        );
-        // One byte above: spooled.
-        let m = read_fetch(&mut w).await;
-        let sp = m.body_spool.expect("spooled");
-        assert_eq!(BodyData::Spool(sp).to_vec().expect("read"), big[..101]);
-        // The next message frames normally.
-        let r = w.read_response(None).await.expect("tagged");
-        assert!(matches!(r, Response::Status(_)), "{r:?}");
-    }
-
-    #[tokio::test]
-    async fn a_forged_placeholder_is_not_a_spool() {
-        // A server sending a literal that looks like a placeholder gets it back as data.
-        let mut w = wire_fed(
-            fetch_response(b"twinbox-spool-0000000000000000-1"),
-            64,
-            1 << 20,
-            1000,
-        );
-        let m = read_fetch(&mut w).await;
-        assert!(m.body_spool.is_none());
-        assert_eq!(
-            m.body.as_deref(),
-            Some(&b"twinbox-spool-0000000000000000-1"[..])
-        );
-    }
-
-    #[tokio::test]
-    async fn spooled_literals_count_against_the_message_limit() {
-        let big = vec![b'y'; 600];
-        let mut input = b"* 1 FETCH (UID 5 BODY[] {600}\r\n".to_vec();
-        input.extend_from_slice(&big);
-        input.extend_from_slice(b" BODY[TEXT] {600}\r\n");
-        input.extend_from_slice(&big);
-        input.extend_from_slice(b")\r\n* 2 FETCH (UID 6 FLAGS ())\r\n");
-        let mut w = wire_fed(input, 50, 1000, 100);
-        let err = w.read_response(None).await.expect_err("over the limit");
-        assert!(
-            matches!(
-                err,
-                ImapError::TooLarge {
-                    size: 1200,
-                    limit: 1000
-                }
-            ),
-            "{err}"
-        );
-        // The session goes on with the next response.
-        let r = w.read_response(None).await.expect("next");
-        assert!(matches!(r, Response::Data(Data::Fetch { .. })), "{r:?}");
-    }
-
-    #[test]
-    fn announcements_as_the_fragmentizer_reads_them() {
-        assert_eq!(
-            trailing_announcement(b"* 1 FETCH (BODY[] {12}\r\n"),
-            Some((18, 12))
-        );
-        assert_eq!(trailing_announcement(b"x {7+}\n"), Some((2, 7)));
-        assert_eq!(trailing_announcement(b"x ~{0007}\r\n"), Some((3, 7)));
-        assert_eq!(trailing_announcement(b"x {}\r\n"), None);
-        assert_eq!(trailing_announcement(b"x {4294967296}\r\n"), None);
-        assert_eq!(trailing_announcement(b"x {12}\r\r\n"), None);
-        assert_eq!(trailing_announcement(b"x 12}\r\n"), None);
-    }
-}
+#[path = "wire_tests.rs"]
+mod tests;
