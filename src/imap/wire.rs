@@ -45,6 +45,8 @@ const KEEP_BUFFER: usize = 1024 * 1024;
 /// literal announcement at the line's end is seen whole before it is fed (`{`, ten
 /// digits, `+}`, CR and some leading zeros).
 const HOLD_BACK: usize = 64;
+/// The smallest spool threshold: above the size of a placeholder and its announcement.
+const MIN_SPOOL_THRESHOLD: usize = 64;
 
 /// The literal announcement (`{n}` or `{n+}`) ending a line that ends with LF, as
 /// imap-codec's fragmentizer reads it: where its `{` is, and `n`.
@@ -126,6 +128,9 @@ pub struct Wire {
     spools: Spools,
     /// Bytes spooled for the current message (they count against `max_message`).
     spooled_bytes: u64,
+    /// How many more bytes the server sent for the current message than the fragmentizer
+    /// holds (spooled literals and their announcements, less their placeholders).
+    spool_delta: u64,
     /// The last message was complete: the next read starts a new one.
     complete: bool,
     nonce: u64,
@@ -154,6 +159,7 @@ impl Wire {
             spooling: None,
             spools: Spools::default(),
             spooled_bytes: 0,
+            spool_delta: 0,
             complete: false,
             nonce: random_nonce(),
             markers: 0,
@@ -178,7 +184,9 @@ impl Wire {
 
     /// Sets the size above which a literal goes to a spool file (tests).
     pub fn set_spool_threshold(&mut self, bytes: usize) {
-        self.spool_threshold = bytes;
+        // Never below a placeholder's size: a spooled message must not look larger to the
+        // fragmentizer than it is.
+        self.spool_threshold = bytes.max(MIN_SPOOL_THRESHOLD);
     }
 
     /// Takes the spooled literals of the message just read (placeholders stand in for
@@ -277,6 +285,7 @@ impl Wire {
             // Unclaimed spools of the last message are dropped (their files vanish).
             self.spools = Spools::default();
             self.spooled_bytes = 0;
+            self.spool_delta = 0;
             self.complete = false;
         }
         let mut first = true;
@@ -350,7 +359,11 @@ impl Wire {
         self.markers += 1;
         let marker = format!("twinbox-spool-{:016x}-{}", self.nonce, self.markers).into_bytes();
         let mut line = self.inbuf[self.start..self.start + open].to_vec();
-        line.extend_from_slice(format!("{{{}}}\r\n", marker.len()).as_bytes());
+        let placeholder = format!("{{{}}}\r\n", marker.len());
+        line.extend_from_slice(placeholder.as_bytes());
+        // The threshold is far above a placeholder's size, so this never goes negative.
+        self.spool_delta += ((n - open) as u64 + u64::from(len))
+            .saturating_sub((placeholder.len() + marker.len()) as u64);
         self.frag.enqueue_bytes(&line);
         self.start += n;
         let total = self.spooled_bytes + u64::from(len);
@@ -473,7 +486,10 @@ impl Wire {
     }
 
     fn check_size(&mut self) -> Result<(), ImapError> {
-        let spooled_over = self.spooled_bytes > u64::from(self.max_message);
+        // The whole message as the server sent it counts, as it does when nothing is
+        // spooled (the fragmentizer's own limit).
+        let sent = self.frag.message_bytes().len() as u64 + self.spool_delta;
+        let spooled_over = self.spool_delta > 0 && sent > u64::from(self.max_message);
         if self.frag.is_max_message_size_exceeded() || spooled_over {
             self.spools = Spools::default();
             let size = self.oversize.unwrap_or(self.max_message);

@@ -164,7 +164,7 @@ proptest::proptest! {
             .enable_all()
             .build()
             .expect("runtime");
-        let spooled = rt.block_on(decode_all(input.clone(), piece, 16));
+        let spooled = rt.block_on(decode_all(input.clone(), piece, 64));
         let memory = rt.block_on(decode_all(input, piece, usize::MAX));
         proptest::prop_assert_eq!(spooled, memory);
     }
