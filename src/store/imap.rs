@@ -128,6 +128,18 @@ impl ImapStore {
             .ok_or_else(|| anyhow::anyhow!("internal: no mailbox open"))
     }
 
+    /// Without APPENDUID, UIDs at or above the scan's UIDNEXT may be our appends.
+    fn set_append_floor(&mut self, scan: &Scan, known: &[u32]) {
+        self.append_floor = if scan.status.uidnext != 0 {
+            scan.status.uidnext
+        } else {
+            // No UIDNEXT from the server: above every UID we know of.
+            let top_known = known.iter().copied().max().unwrap_or(0);
+            let top_new = scan.changes.new.iter().map(|m| m.uid).max().unwrap_or(0);
+            top_known.max(top_new).saturating_add(1)
+        };
+    }
+
     async fn fetch_new(&mut self, from_uid: u32) -> anyhow::Result<Vec<NewMessage>> {
         let mut out = Vec::new();
         let items = FetchItems {
@@ -252,15 +264,36 @@ impl Store for ImapStore {
         read_only: bool,
     ) -> anyhow::Result<Scan> {
         let scan = self.scan(name, saved, known, mode, read_only).await?;
-        self.append_floor = if scan.status.uidnext != 0 {
-            scan.status.uidnext
-        } else {
-            // No UIDNEXT from the server: above every UID we know of.
-            let top_known = known.iter().copied().max().unwrap_or(0);
-            let top_new = scan.changes.new.iter().map(|m| m.uid).max().unwrap_or(0);
-            top_known.max(top_new).saturating_add(1)
-        };
+        self.set_append_floor(&scan, known);
         Ok(scan)
+    }
+
+    async fn reopen(
+        &mut self,
+        name: &str,
+        saved: &SideState,
+        known: &[u32],
+        mode: ScanMode,
+        read_only: bool,
+        scanned: &Scan,
+    ) -> anyhow::Result<Scan> {
+        // A plain SELECT: the changes since `scanned` are left to settle and the next run.
+        let raw = self.raw(name);
+        self.opened = None;
+        let info = self
+            .session
+            .select(&raw, read_only, None)
+            .await
+            .with_context(|| format!("cannot open mailbox {}", self.spell(name)))?;
+        self.opened = Some(raw);
+        self.claimed.clear();
+        if info.uidvalidity != Some(scanned.status.uidvalidity) {
+            // Not the mailbox scanned any more: read it afresh.
+            return self.open(name, saved, known, mode, read_only).await;
+        }
+        self.uidvalidity = scanned.status.uidvalidity;
+        self.set_append_floor(scanned, known);
+        Ok(scanned.clone())
     }
 
     async fn fetch(

@@ -126,6 +126,24 @@ pub trait Store: Send {
         read_only: bool,
     ) -> anyhow::Result<Scan>;
 
+    /// Opens a mailbox for the sync from `scanned`, a scan [`Store::open`] made moments ago
+    /// (the move step's, read-only), without reading the same changes again; returns the
+    /// scan to plan from. A change made since that scan is one made during the sync:
+    /// flag stores guarded by its HIGHESTMODSEQ skip it, [`Store::settle`] sees it and the
+    /// next run reads it. The default scans again.
+    async fn reopen(
+        &mut self,
+        name: &str,
+        saved: &SideState,
+        known: &[u32],
+        mode: ScanMode,
+        read_only: bool,
+        scanned: &Scan,
+    ) -> anyhow::Result<Scan> {
+        let _ = scanned;
+        self.open(name, saved, known, mode, read_only).await
+    }
+
     /// Reads whole messages from the open mailbox, handing each to `sink` as it arrives.
     async fn fetch(
         &mut self,

@@ -243,6 +243,8 @@ async fn close_pair(stores: [Box<dyn Store>; 2]) {
 struct Job {
     name: String,
     native: [String; 2],
+    /// Both sides' scans from the move step, to start from instead of scanning again.
+    scanned: Option<Box<[crate::store::Scan; 2]>>,
 }
 
 fn unchanged(saved: &SideState, now: &Option<SideState>, tracks: bool, mode: ScanMode) -> bool {
@@ -458,6 +460,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         jobs.push(Job {
             name: name.clone(),
             native,
+            scanned: None,
         });
     }
     report.opened = jobs.len();
@@ -468,7 +471,10 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
             .map(|j| (j.name.clone(), j.native.clone()))
             .collect();
         match super::moves::replay(&mut stores, &db, &list, &all_native, o, &a.name).await {
-            Ok(r) => {
+            Ok(mut r) => {
+                for j in &mut jobs {
+                    j.scanned = r.scans.remove(&j.name).map(Box::new);
+                }
                 report.counts.add(&r.counts);
                 report.notices.extend(r.notes);
                 report.planned.extend(r.planned);
@@ -477,6 +483,11 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                 .notices
                 .push(format!("server-side moves skipped: {e:#}")),
         }
+    }
+    if jobs.iter().any(|j| j.scanned.is_some()) {
+        // Between the move step's scans and the jobs that start from them: a change made
+        // here must be treated like one made during the sync (sync_crash.rs tries it).
+        crate::fault::step("scanned");
     }
     o.emit(|| SyncEvent::AccountStart {
         account: a.name.clone(),
@@ -689,22 +700,17 @@ async fn sync_mailbox(
     let ro = o.restrictions.read_only;
     let (s0, s1) = {
         let [a, b] = &mut *stores;
-        tokio::join!(
-            a.open(
-                &job.native[0],
-                &row.sides[0],
-                &known[0],
-                o.mode,
-                o.dry_run || ro[0]
+        let ro = [o.dry_run || ro[0], o.dry_run || ro[1]];
+        match job.scanned.as_deref() {
+            Some([c, d]) => tokio::join!(
+                a.reopen(&job.native[0], &row.sides[0], &known[0], o.mode, ro[0], c),
+                b.reopen(&job.native[1], &row.sides[1], &known[1], o.mode, ro[1], d)
             ),
-            b.open(
-                &job.native[1],
-                &row.sides[1],
-                &known[1],
-                o.mode,
-                o.dry_run || ro[1]
-            )
-        )
+            None => tokio::join!(
+                a.open(&job.native[0], &row.sides[0], &known[0], o.mode, ro[0]),
+                b.open(&job.native[1], &row.sides[1], &known[1], o.mode, ro[1])
+            ),
+        }
     };
     let scans = [s0.context("local")?, s1.context("remote")?];
     for s in Side::BOTH {

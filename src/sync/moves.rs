@@ -31,6 +31,9 @@ pub struct Replayed {
     pub notes: Vec<String>,
     /// Dry run: the moves and copies that would be made.
     pub planned: Vec<String>,
+    /// The scans of the changed pairs by name, when no transfer changed any mailbox: the
+    /// jobs start from them instead of reading the same changes again.
+    pub scans: HashMap<String, [Scan; 2]>,
 }
 
 /// One mailbox pair as the move step sees it.
@@ -136,6 +139,7 @@ pub async fn replay(
         }
     }
     // 3. Match, per side where the user made the change (`x`); replay on the other (`y`).
+    let mut transferred = false;
     for x in Side::BOTH {
         let y = x.other();
         if !stores[y.i()].can_transfer() || o.restrictions.read_only[y.i()] {
@@ -165,7 +169,15 @@ pub async fn replay(
             }
             continue;
         }
+        transferred = true;
         execute(stores, db, &mut pairs, &plan, y, o, account, &mut out).await?;
+    }
+    if !transferred && !o.dry_run {
+        out.scans = pairs
+            .into_iter()
+            .take(jobs.len())
+            .filter_map(|p| Some((p.name, p.scans?)))
+            .collect();
     }
     Ok(out)
 }
