@@ -464,12 +464,12 @@ impl Store for ImapStore {
             return Ok(());
         }
         let set = uid_set(uids);
-        self.session
-            .uid_store(&set, StoreType::Add, &["\\Deleted".to_string()], None, true)
-            .await?;
         if self.session.has("UIDPLUS") {
-            self.session.uid_expunge(&set).await?;
+            self.session.uid_delete_and_expunge(&set).await?;
         } else {
+            self.session
+                .uid_store(&set, StoreType::Add, &["\\Deleted".to_string()], None, true)
+                .await?;
             // Without UIDPLUS an EXPUNGE removes every \Deleted message: only do it when
             // ours are the only ones.
             let deleted = self.session.uid_search_raw("DELETED").await?;
