@@ -89,35 +89,6 @@ impl Session {
         Ok(())
     }
 
-    /// `UID STORE set +FLAGS.SILENT (\Deleted)` and `UID EXPUNGE set` (UIDPLUS) pipelined:
-    /// one round trip. Safe to send together: UID EXPUNGE removes only messages of `set`
-    /// marked `\Deleted`, so if the STORE fails it removes nothing it was not asked to.
-    pub async fn uid_delete_and_expunge(&mut self, set: &str) -> Result<(), ImapError> {
-        if !self.has("UIDPLUS") {
-            return Err(ImapError::Protocol(
-                "the server lacks UIDPLUS: cannot expunge single messages safely".into(),
-            ));
-        }
-        let store = CommandBody::Store {
-            sequence_set: seqset(set)?,
-            kind: StoreType::Add,
-            response: StoreResponse::Silent,
-            flags: vec![Flag::Deleted],
-            uid: true,
-            modifiers: Vec::new(),
-        };
-        let expunge = CommandBody::ExpungeUid {
-            sequence_set: seqset(set)?,
-        };
-        let ps = self.send(store, "UID STORE").await?;
-        let pe = self.send(expunge, "UID EXPUNGE").await?;
-        let cs = self.finish(ps, &mut |_| Ok(())).await?;
-        let ce = self.finish(pe, &mut |_| Ok(())).await?;
-        cs.ok("UID STORE")?;
-        ce.ok("UID EXPUNGE")?;
-        Ok(())
-    }
-
     /// Plain EXPUNGE: removes every `\Deleted` message of the selected mailbox.
     pub async fn expunge_all(&mut self) -> Result<(), ImapError> {
         self.simple(CommandBody::Expunge, "EXPUNGE").await?;
