@@ -467,6 +467,68 @@ impl Session {
         self.finish_select(p, raw, read_only).await
     }
 
+    /// [`Self::select`] with `UID FETCH from:* items` pipelined right behind it: one round
+    /// trip for a scan that expects new messages. The fetched messages are those of the
+    /// mailbox as selected (a caller that finds another UIDVALIDITY than it knew must not
+    /// take them for the old UIDs).
+    pub async fn select_and_fetch(
+        &mut self,
+        raw: &[u8],
+        read_only: bool,
+        qresync: Option<&QresyncParams>,
+        from: u32,
+        items: FetchItems,
+    ) -> Result<(SelectInfo, Vec<FetchedMessage>, (u64, u64)), ImapError> {
+        let set = format!("{}:*", from.max(1));
+        let enable = self.queue_enable().await?;
+        let with_qresync = qresync.is_some() && self.qresync;
+        let mut ps = self.send_select(raw, read_only, qresync).await?;
+        let mut pf = self
+            .send(self.fetch_body(&set, items, None, false)?, "UID FETCH")
+            .await?;
+        if let Some(e) = enable {
+            if !self.finish_enable(e).await? && (with_qresync || self.condstore) {
+                // As in `select`: again, the CONDSTORE way.
+                self.finish(ps, &mut |_| Ok(())).await?;
+                self.finish(pf, &mut |_| Ok(())).await?;
+                ps = self.send_select(raw, read_only, qresync).await?;
+                pf = self
+                    .send(self.fetch_body(&set, items, None, false)?, "UID FETCH")
+                    .await?;
+            }
+        }
+        let info = match self.finish_select(ps, raw, read_only).await {
+            Ok(i) => i,
+            Err(e) => {
+                // The fetch ran on no (or the old) mailbox: read its end, report the SELECT.
+                self.finish(pf, &mut |_| Ok(())).await?;
+                return Err(e);
+            }
+        };
+        // EXISTS/EXPUNGE counts as the SELECT completed: what the fetch's answer announces
+        // came after it.
+        let marks = (self.exists_seen, self.expunges_seen);
+        let mut got = Vec::new();
+        self.finish(pf, &mut |u| {
+            let m = match u {
+                Untagged::Data(Data::Fetch { seq, items }) => {
+                    fetched_from(seq.get(), items.as_ref())
+                }
+                Untagged::Spooled(Data::Fetch { seq, items }, mut spools) => {
+                    fetched_from_spooled(seq.get(), items.as_ref(), &mut spools)
+                }
+                _ => return Ok(()),
+            };
+            if m.uid != 0 {
+                got.push(m);
+            }
+            Ok(())
+        })
+        .await?
+        .ok("UID FETCH")?;
+        Ok((info, got, marks))
+    }
+
     async fn send_select(
         &mut self,
         raw: &[u8],
@@ -618,62 +680,6 @@ impl Session {
             uid: true,
             modifiers,
         })
-    }
-
-    /// `STATUS` of `raw` and `UID FETCH 1:* (FLAGS MODSEQ) (CHANGEDSINCE since [VANISHED])`
-    /// pipelined: one round trip. STATUS is sent first, so its figures are a snapshot taken
-    /// before the fetch reads the changes (a server starts a client's commands in order);
-    /// anything FETCH-like seen during either (unsolicited updates too) counts as a change.
-    pub async fn status_and_changes(
-        &mut self,
-        raw: &[u8],
-        since: u64,
-    ) -> Result<(MailboxStatus, Vec<FetchedMessage>, Vec<UidRange>), ImapError> {
-        let mut names = vec![
-            StatusDataItemName::Messages,
-            StatusDataItemName::UidNext,
-            StatusDataItemName::UidValidity,
-        ];
-        if self.condstore {
-            names.push(StatusDataItemName::HighestModSeq);
-        }
-        let status = CommandBody::Status {
-            mailbox: mailbox(raw)?,
-            item_names: names.into(),
-        };
-        let items = FetchItems {
-            flags: true,
-            modseq: true,
-            ..Default::default()
-        };
-        let vanished = self.qresync;
-        let fetch = self.fetch_body("1:*", items, Some(since), vanished)?;
-        let ps = self.send(status, "STATUS").await?;
-        let pf = self.send(fetch, "UID FETCH").await?;
-        let mut st = MailboxStatus::default();
-        let mut changed = Vec::new();
-        let mut gone = Vec::new();
-        let mut sink = |u: Untagged| {
-            match u {
-                Untagged::Data(Data::Status { items, .. }) => st = status_from_items(&items),
-                Untagged::Data(Data::Fetch { seq, items }) => {
-                    let m = fetched_from(seq.get(), items.as_ref());
-                    if m.uid != 0 {
-                        changed.push(m);
-                    }
-                }
-                Untagged::Data(Data::Vanished { known_uids, .. }) => {
-                    gone.extend(vanished_ranges(&known_uids))
-                }
-                _ => {}
-            }
-            Ok(())
-        };
-        let cs = self.finish(ps, &mut sink).await?;
-        let cf = self.finish(pf, &mut sink).await?;
-        cs.ok("STATUS")?;
-        cf.ok("UID FETCH")?;
-        Ok((st, changed, gone))
     }
 
     /// `UID FETCH set items [(CHANGEDSINCE n [VANISHED])]`: each message goes to `sink` as it

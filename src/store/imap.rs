@@ -51,6 +51,36 @@ use crate::imap::{utf7, ConnectOptions, Session};
 use crate::state::SideState;
 use crate::sync::plan::{normalize_flags, FlagAction, Flags, NewMessage};
 
+/// What is read of each new message: its flags and identity.
+const NEW_ITEMS: FetchItems = FetchItems {
+    flags: true,
+    modseq: false,
+    internaldate: true,
+    size: true,
+    body: false,
+    message_id: true,
+};
+
+/// The new messages (UID at or above `from_uid`) among `got`, by UID, once each.
+fn new_messages(from_uid: u32, got: Vec<crate::imap::types::FetchedMessage>) -> Vec<NewMessage> {
+    // `N:*` also returns the last message when N is past it (RFC 3501 6.4.8), and Office
+    // 365 has been seen answering `1620:*` with UID 1619
+    // (https://github.com/mjs/imapclient/issues/441): filter.
+    let mut out: Vec<NewMessage> = got
+        .into_iter()
+        .filter(|m| m.uid >= from_uid)
+        .map(|m| NewMessage {
+            uid: m.uid,
+            fp: fingerprint_of(&m),
+            flags: normalize_flags(m.flags.unwrap_or_default()),
+        })
+        .collect();
+    // A server may repeat a FETCH response (an unsolicited one for the same message).
+    out.sort_by_key(|m| m.uid);
+    out.dedup_by_key(|m| m.uid);
+    out
+}
+
 /// Most UIDs expanded from one VANISHED or COPYUID reply.
 const MAX_EXPAND: usize = 10_000_000;
 
@@ -74,6 +104,9 @@ pub struct ImapStore {
     /// UIDs of the open mailbox this session identified as its own appends.
     claimed: HashSet<u32>,
     root: FolderRoot,
+    /// UIDNEXT of each mailbox (server name) as the last listing reported it: a scan of a
+    /// mailbox that grew fetches its new messages in the SELECT's round trip.
+    listed: HashMap<Vec<u8>, u32>,
 }
 
 impl ImapStore {
@@ -94,6 +127,7 @@ impl ImapStore {
             append_floor: 0,
             claimed: HashSet::new(),
             root,
+            listed: HashMap::new(),
         })
     }
 
@@ -131,40 +165,33 @@ impl ImapStore {
             .ok_or_else(|| anyhow::anyhow!("internal: no mailbox open"))
     }
 
-    async fn fetch_new(&mut self, from_uid: u32) -> anyhow::Result<Vec<NewMessage>> {
-        let mut out = Vec::new();
-        let items = FetchItems {
-            flags: true,
-            internaldate: true,
-            size: true,
-            message_id: true,
-            ..Default::default()
+    /// Without APPENDUID, UIDs at or above the scan's UIDNEXT may be our appends.
+    fn set_append_floor(&mut self, scan: &Scan, known: &[u32]) {
+        self.append_floor = if scan.status.uidnext != 0 {
+            scan.status.uidnext
+        } else {
+            // No UIDNEXT from the server: above every UID we know of.
+            let top_known = known.iter().copied().max().unwrap_or(0);
+            let top_new = scan.changes.new.iter().map(|m| m.uid).max().unwrap_or(0);
+            top_known.max(top_new).saturating_add(1)
         };
+    }
+
+    async fn fetch_new(&mut self, from_uid: u32) -> anyhow::Result<Vec<NewMessage>> {
+        let mut got = Vec::new();
         self.session
             .uid_fetch(
                 &format!("{}:*", from_uid.max(1)),
-                items,
+                NEW_ITEMS,
                 None,
                 false,
                 &mut |m| {
-                    // `N:*` also returns the last message when N is past it (RFC 3501
-                    // 6.4.8), and Office 365 has been seen answering `1620:*` with UID
-                    // 1619 (https://github.com/mjs/imapclient/issues/441): filter.
-                    if m.uid >= from_uid {
-                        out.push(NewMessage {
-                            uid: m.uid,
-                            fp: fingerprint_of(&m),
-                            flags: normalize_flags(m.flags.unwrap_or_default()),
-                        });
-                    }
+                    got.push(m);
                     Ok(())
                 },
             )
             .await?;
-        // A server may repeat a FETCH response (an unsolicited one for the same message).
-        out.sort_by_key(|m| m.uid);
-        out.dedup_by_key(|m| m.uid);
-        Ok(out)
+        Ok(new_messages(from_uid, got))
     }
 }
 
@@ -188,6 +215,10 @@ impl Store for ImapStore {
                 }
             }
         }
+        self.listed = list
+            .iter()
+            .filter_map(|m| Some((m.raw.clone(), m.status.as_ref()?.uidnext?)))
+            .collect();
         let root = &self.root;
         Ok(list
             .into_iter()
@@ -255,14 +286,7 @@ impl Store for ImapStore {
         read_only: bool,
     ) -> anyhow::Result<Scan> {
         let scan = self.scan(name, saved, known, mode, read_only).await?;
-        self.append_floor = if scan.status.uidnext != 0 {
-            scan.status.uidnext
-        } else {
-            // No UIDNEXT from the server: above every UID we know of.
-            let top_known = known.iter().copied().max().unwrap_or(0);
-            let top_new = scan.changes.new.iter().map(|m| m.uid).max().unwrap_or(0);
-            top_known.max(top_new).saturating_add(1)
-        };
+        self.set_append_floor(&scan, known);
         Ok(scan)
     }
 
@@ -439,6 +463,8 @@ impl Store for ImapStore {
             return Ok(());
         }
         let set = uid_set(uids);
+        // Not pipelined with the UID EXPUNGE: dovecot runs the two in parallel and can
+        // expunge before the STORE's \Deleted is visible to it (seen in sync_crash.rs).
         self.session
             .uid_store(&set, StoreType::Add, &["\\Deleted".to_string()], None, true)
             .await?;
@@ -475,17 +501,11 @@ impl Store for ImapStore {
             return Ok(*opened);
         }
         let raw = self.raw(name);
-        // With CONDSTORE, STATUS and the changes since the open go in one round trip.
-        let tracked = self.session.condstore && opened.highestmodseq != 0;
-        let (now, changes) = if tracked {
-            let (st, changed, gone) = self
-                .session
-                .status_and_changes(&raw, opened.highestmodseq)
-                .await?;
-            (st, Some((changed, gone)))
-        } else {
-            (self.session.status(&raw).await?, None)
-        };
+        // STATUS, then (once it has answered) the changes since the open. Not pipelined:
+        // dovecot runs independent pipelined commands in parallel (a pipelined UID STORE
+        // and UID EXPUNGE were seen to interleave), and the fetch must see every change
+        // up to the STATUS snapshot.
+        let now = self.session.status(&raw).await?;
         let now = SideState {
             uidvalidity: now.uidvalidity.unwrap_or(0),
             uidnext: now.uidnext.unwrap_or(0),
@@ -500,17 +520,32 @@ impl Store for ImapStore {
             expected.insert(*u, f);
         }
         let mut explained = true;
-        if let Some((changed, gone)) = changes.filter(|_| now.highestmodseq != 0) {
+        if self.session.condstore && opened.highestmodseq != 0 && now.highestmodseq != 0 {
+            let items = FetchItems {
+                flags: true,
+                modseq: true,
+                ..Default::default()
+            };
             let qresync = self.session.qresync;
-            for m in changed {
-                if m.modseq.is_some_and(|ms| ms > now.highestmodseq) {
-                    continue; // after the snapshot: the next run sees it
-                }
-                let f = normalize_flags(m.flags.unwrap_or_default());
-                if expected.get(&m.uid).is_none_or(|e| **e != f) {
-                    explained = false;
-                }
-            }
+            let gone = self
+                .session
+                .uid_fetch(
+                    "1:*",
+                    items,
+                    Some(opened.highestmodseq),
+                    qresync,
+                    &mut |m| {
+                        if m.modseq.is_some_and(|ms| ms > now.highestmodseq) {
+                            return Ok(()); // after the snapshot: the next run sees it
+                        }
+                        let f = normalize_flags(m.flags.unwrap_or_default());
+                        if expected.get(&m.uid).is_none_or(|e| **e != f) {
+                            explained = false;
+                        }
+                        Ok(())
+                    },
+                )
+                .await?;
             let ours_gone: HashSet<u32> = ours.expunged.iter().copied().collect();
             let gone = expand_ranges(&gone, MAX_EXPAND).unwrap_or_default();
             if gone.iter().any(|u| !ours_gone.contains(u)) {

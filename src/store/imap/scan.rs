@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use anyhow::Context;
 
 use super::lies::{lie, Lie};
-use super::{ImapStore, MAX_EXPAND};
+use super::{new_messages, ImapStore, MAX_EXPAND, NEW_ITEMS};
 use crate::imap::commands::{FetchItems, QresyncParams};
 use crate::imap::types::{expand_ranges, uid_set};
 use crate::state::SideState;
@@ -34,16 +34,35 @@ impl ImapStore {
             known_uids: Some(uid_set(known)),
         });
         self.opened = None;
-        let info = self
-            .session
-            .select(&raw, read_only, qparams.as_ref())
-            .await
-            .with_context(|| format!("cannot open mailbox {}", self.spell(name)))?;
+        // Where the new messages start if the mailbox is the one we know; when the listing
+        // says it grew (or there is none), they are fetched in the SELECT's round trip.
+        let guess = if saved.uidvalidity == 0 {
+            1
+        } else {
+            saved.uidnext.max(1)
+        };
+        let grew =
+            saved.uidvalidity == 0 || self.listed.get(&raw).is_none_or(|u| *u == 0 || *u > guess);
+        // EXISTS and EXPUNGE responses after these marks announce changes made after the
+        // SELECT.
+        let (info, mut prefetched, (exists_mark, expunge_mark)) = if grew {
+            let (info, got, marks) = self
+                .session
+                .select_and_fetch(&raw, read_only, qparams.as_ref(), guess, NEW_ITEMS)
+                .await
+                .with_context(|| format!("cannot open mailbox {}", self.spell(name)))?;
+            (info, Some(got), marks)
+        } else {
+            let info = self
+                .session
+                .select(&raw, read_only, qparams.as_ref())
+                .await
+                .with_context(|| format!("cannot open mailbox {}", self.spell(name)))?;
+            let marks = (self.session.exists_seen, self.session.expunges_seen);
+            (info, None, marks)
+        };
         self.opened = Some(raw.clone());
         self.claimed.clear();
-        // EXISTS responses from here on announce messages that arrived after the SELECT.
-        let exists_mark = self.session.exists_seen;
-        let expunge_mark = self.session.expunges_seen;
         let uidvalidity = info
             .uidvalidity
             .ok_or_else(|| anyhow::anyhow!("the server sent no UIDVALIDITY for {name:?}"))?;
@@ -115,8 +134,15 @@ impl ImapStore {
         if saved.uidvalidity != 0 && saved.uidvalidity != uidvalidity {
             ch.uidvalidity_changed = true;
         }
+        if ch.uidvalidity_changed {
+            // Fetched from the old UIDNEXT on: not the whole new mailbox.
+            prefetched = None;
+        }
         if saved.uidvalidity == 0 || ch.uidvalidity_changed {
-            ch.new = self.fetch_new(1).await?;
+            ch.new = match prefetched {
+                Some(got) => new_messages(1, got),
+                None => self.fetch_new(1).await?,
+            };
             let now = self.session.exists_seen;
             if let Some(e) = ch.new.iter().find_map(|m| unannounced(m.uid, now)) {
                 return Err(e);
@@ -138,7 +164,10 @@ impl ImapStore {
         }
         let known_set: HashSet<u32> = known.iter().copied().collect();
         if scan.status.uidnext == 0 || scan.status.uidnext > since {
-            ch.new = self.fetch_new(since).await?;
+            ch.new = match prefetched {
+                Some(got) if guess == since => new_messages(since, got),
+                _ => self.fetch_new(since).await?,
+            };
             let now = self.session.exists_seen;
             if let Some(e) = ch.new.iter().find_map(|m| unannounced(m.uid, now)) {
                 return Err(e);
