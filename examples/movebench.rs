@@ -26,6 +26,12 @@ fn main() -> Result<()> {
         .skip(1)
         .map(|a| a.parse().context("arguments are numbers"))
         .collect::<Result<_>>()?;
+    if let Ok(f) = std::env::var("MOVEBENCH_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(f))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let mailboxes = args.first().copied().unwrap_or(20).max(2);
     let messages = args.get(1).copied().unwrap_or(500);
     let per_box = (messages / 100).max(1);
@@ -65,6 +71,7 @@ fn main() -> Result<()> {
     };
     let sync = |what: &str| -> Result<(f64, u64)> {
         let before = settled(&dv)?;
+        tracing::info!("movebench phase: {what}");
         let t = Instant::now();
         if rt.block_on(run(opts.clone())) != 0 {
             bail!("{what}: sync failed");

@@ -80,19 +80,9 @@ impl Bed {
 
     /// Messages of `user`'s `mailbox`, as (hash, flags) sorted.
     pub fn snapshot(&self, user: &str, mailbox: &str) -> Snapshot {
-        let mut v: Snapshot = self
-            .dv
-            .list_messages(user, mailbox)
-            .expect("list messages")
-            .into_iter()
-            .map(|m| {
-                let mut f = m.flags;
-                f.sort();
-                (m.sha256_of_body_hex, f)
-            })
-            .collect();
-        v.sort();
-        v
+        self.dv
+            .contents(user, mailbox)
+            .unwrap_or_else(|e| panic!("list {user} {mailbox}: {e:#}"))
     }
 
     /// Every mailbox of `user` with its snapshot.

@@ -190,15 +190,14 @@ fn a_large_message_streams_with_memory_far_below_its_size() {
         size_kib / 1024,
         rss / 1024
     );
-    // Known gap (issue 8): the session frames a whole FETCH response, imap-codec copies
-    // it, and APPEND copies the literal into the send buffer, so a message is held about
-    // twice while it passes (50 MiB: 118 MiB peak). True streaming (literal chunks to a
-    // spool file or straight into the APPEND) is not built yet. CI guards against more
-    // copies; `TWINBOX_LOAD_STRICT=1` asserts the goal, far below the message's size.
+    // Bodies over 1 MiB stream through spool files (50 MiB: 19 MiB peak, against 120 MiB
+    // when a message was held twice); `faults_stream` asserts that against a measured
+    // baseline. Here: a loose cap for CI, and `TWINBOX_LOAD_STRICT=1` asserts the goal,
+    // far below the message's size.
     let base_kib = 64 * 1024;
     assert!(
-        rss < base_kib + 3 * size_kib,
-        "peak RSS {rss} KiB for a {size_kib} KiB message: more copies than before"
+        rss < base_kib + size_kib / 2,
+        "peak RSS {rss} KiB for a {size_kib} KiB message: held in memory"
     );
     if std::env::var("TWINBOX_LOAD_STRICT").is_ok() {
         assert!(

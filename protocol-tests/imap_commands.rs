@@ -186,7 +186,7 @@ async fn imap_multiappend_with_literal_plus_and_appenduid_range() {
         .map(|(i, b)| AppendMessage {
             flags: if i == 1 { &seen_flag } else { &none },
             internaldate: None,
-            body: b,
+            body: b.into(),
         })
         .collect();
     let mut s = connect(&opts(&dc)).await;
@@ -324,7 +324,9 @@ async fn imap_create_and_idle_wakes_on_delivery() {
 #[tokio::test]
 async fn imap_authenticate_plain_id_and_logout() {
     let dc = start(DovecotOptions::default().extra_config("imap_id_log = *\n"));
-    let s = connect(&opts(&dc)).await;
+    let mut o = opts(&dc);
+    o.send_id = true; // `sendid = yes`; off by default
+    let s = connect(&o).await;
     assert!(s.has("SASL-IR") && s.has("ID"));
     s.logout().await.expect("LOGOUT");
     dc.wait_for_log("Logged out", TIMEOUT).expect("logged out");
@@ -390,4 +392,48 @@ async fn imap_without_condstore_uses_none_of_its_syntax() {
     for word in ["ENABLE", "CONDSTORE", "QRESYNC", "MODSEQ", "CHANGEDSINCE"] {
         assert!(!seen.iter().any(|c| c.contains(word)), "{word}: {seen:?}");
     }
+}
+
+/// A session spends nothing on extensions it does not use: no ID unless asked for
+/// (`sendid`), and ENABLE QRESYNC only once a mailbox is opened, pipelined right before
+/// that first SELECT (a no-op resync, which only lists, never sends it).
+#[tokio::test]
+async fn imap_enable_waits_for_the_first_select_and_id_is_opt_in() {
+    let dc = start(DovecotOptions::default());
+    seed(&dc, 2);
+    let mut s = connect(&opts(&dc)).await;
+    assert!(
+        s.qresync && s.condstore,
+        "QRESYNC is offered, so it is used"
+    );
+    check_list_status(&mut s, &dc).await;
+    let before = commands(&s);
+    let info = s
+        .select(b"INBOX", false, None)
+        .await
+        .expect("SELECT after a lazy ENABLE");
+    assert_eq!(commands(&s) - before, 2, "ENABLE and SELECT");
+    assert!(info.highestmodseq.is_some(), "{info:?}");
+    assert!(s.qresync, "dovecot grants QRESYNC");
+    // A second SELECT does not enable again.
+    s.select(b"INBOX", true, None).await.expect("EXAMINE");
+    assert_eq!(commands(&s) - before, 3);
+    let seen = logout_and_rawlog(s, &dc).await;
+    let names: Vec<String> = seen.iter().map(|c| name(c)).collect();
+    assert!(!names.iter().any(|n| n == "ID"), "{seen:?}");
+    assert_eq!(
+        names.iter().filter(|n| *n == "ENABLE").count(),
+        1,
+        "{seen:?}"
+    );
+    let at = names.iter().position(|n| n == "ENABLE").expect("ENABLE");
+    assert_eq!(
+        names.get(at + 1).map(String::as_str),
+        Some("SELECT"),
+        "{seen:?}"
+    );
+    assert!(
+        names[..at].iter().any(|n| n == "LIST"),
+        "ENABLE came only after the listing: {seen:?}"
+    );
 }

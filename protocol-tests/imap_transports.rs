@@ -200,7 +200,7 @@ async fn imap_large_messages_through_compression_both_ways() {
         .map(|b| AppendMessage {
             flags: &[],
             internaldate: None,
-            body: b,
+            body: b.into(),
         })
         .collect();
     let uids = s.append(b"INBOX", &messages).await.expect("APPEND");
@@ -230,7 +230,10 @@ async fn imap_large_messages_through_compression_both_ways() {
     got.sort_by_key(|m| m.uid);
     assert_eq!(got.len(), bodies.len());
     for (m, b) in got.iter().zip(&bodies) {
-        assert!(m.body.as_deref() == Some(b.as_slice()), "UID {}", m.uid);
+        // Over 1 MiB: spooled to a file, not held in memory.
+        assert!(m.body.is_none() && m.body_spool.is_some(), "UID {}", m.uid);
+        let got = m.body_bytes().expect("read the spool");
+        assert!(got.as_deref() == Some(b.as_slice()), "UID {}", m.uid);
     }
     let (received, sent) = s.transport_bytes();
     let total: u64 = bodies.iter().map(|b| b.len() as u64).sum();

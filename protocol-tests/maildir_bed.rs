@@ -158,19 +158,9 @@ impl Bed {
 
     /// A user's messages in a folder, as (hash, sorted flags), sorted.
     pub fn messages(&self, user: &str, folder: &str) -> Vec<Msg> {
-        let mut v: Vec<Msg> = self
-            .dv
-            .list_messages(user, folder)
+        self.dv
+            .contents(user, folder)
             .unwrap_or_else(|e| panic!("list {user} {folder}: {e:#}"))
-            .into_iter()
-            .map(|m| {
-                let mut f = m.flags;
-                f.sort();
-                (m.sha256_of_body_hex, f)
-            })
-            .collect();
-        v.sort();
-        v
     }
 
     /// Asserts both sides hold the same messages with the same flags in each folder, and

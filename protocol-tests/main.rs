@@ -22,6 +22,7 @@ mod faults_lies;
 mod faults_load;
 mod faults_proxy;
 mod faults_security;
+mod faults_stream;
 mod faults_support;
 mod faults_traversal;
 mod imap_bad_server;

@@ -214,7 +214,7 @@ impl MailSide for NsSide {
                 let m = AppendMessage {
                     flags: &flags,
                     internaldate: None,
-                    body: r,
+                    body: r.into(),
                 };
                 s.append(&name, &[m])
                     .await

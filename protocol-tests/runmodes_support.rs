@@ -112,19 +112,9 @@ impl Setup {
 
     /// Sorted (content hash, flags) of a mailbox of `user`.
     pub fn contents(&self, user: &str, mailbox: &str) -> Vec<(String, Vec<String>)> {
-        let mut v: Vec<(String, Vec<String>)> = self
-            .dv
-            .list_messages(user, mailbox)
-            .expect("list messages")
-            .into_iter()
-            .map(|m| {
-                let mut f = m.flags;
-                f.sort();
-                (m.sha256_of_body_hex, f)
-            })
-            .collect();
-        v.sort();
-        v
+        self.dv
+            .contents(user, mailbox)
+            .unwrap_or_else(|e| panic!("list {user} {mailbox}: {e:#}"))
     }
 
     /// Asserts both sides hold the same messages (content and flags) in `mailbox`, each

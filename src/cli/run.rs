@@ -121,6 +121,7 @@ fn connect_options(
     };
     o.max_message_size = u32::try_from(r.maxmessagesize).unwrap_or(u32::MAX);
     o.disabled_capabilities = r.disable_extensions.clone();
+    o.send_id = r.send_id;
     o.reference = r.reference.clone();
     o.namespaces = r.namespaces;
     if let Some(t) = cfg.general.socktimeout {
@@ -267,6 +268,9 @@ pub struct AccountLock {
 pub fn lock_account(metadata: &Path, account: &str) -> anyhow::Result<AccountLock> {
     use std::os::unix::fs::OpenOptionsExt;
     crate::state::create_private_dir(metadata)?;
+    // Large messages in transit are spooled here (private, on disk) rather than in $TMPDIR,
+    // which may be memory.
+    crate::imap::spool::set_spool_dir(metadata.to_path_buf());
     let path = metadata.join(format!("{account}.lock"));
     let mut file = std::fs::OpenOptions::new()
         .read(true)

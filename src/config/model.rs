@@ -263,6 +263,9 @@ pub struct ImapRepository {
     /// (a server that breaks them), upper case, e.g. `QRESYNC, CONDSTORE` (mbsync's
     /// `DisableExtensions`). `-k "Repository NAME:disable_extensions=..."` sets it for one run.
     pub disable_extensions: Vec<String>,
+    /// `sendid`: identify twinbox to the server with ID (RFC 2971) when offered (default
+    /// no: it costs a round trip per connection; some providers ask clients to send it).
+    pub send_id: bool,
     /// `maxconnections`: connections used to sync folders in parallel (default 1; IDLE
     /// connections for `idlefolders` come on top).
     pub maxconnections: usize,

@@ -124,6 +124,7 @@ pub(crate) const IMAP: &[&str] = &[
     "ssh_options",
     "usecompression",
     "disable_extensions",
+    "sendid",
     "maxconnections",
     "holdconnectionopen",
     "keepalive",

@@ -359,6 +359,7 @@ fn build_imap(r: &Reader<'_>, gmail: bool) -> Result<ImapRepository, ConfigError
             .list("disable_extensions")?
             .map(|(l, _)| l.iter().map(|c| c.trim().to_ascii_uppercase()).collect())
             .unwrap_or_default(),
+        send_id: r.flag("sendid", false)?,
         maxconnections: r
             .number("maxconnections", 1, 64, "a number of connections")?
             .unwrap_or(1) as usize,

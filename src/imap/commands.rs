@@ -18,6 +18,7 @@ use imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use super::error::ImapError;
 use super::session::{Session, Untagged};
+use super::spool::Spools;
 use super::types::{FetchedMessage, InternalDate, ListedMailbox, MailboxStatus, UidRange};
 use super::utf7;
 
@@ -149,6 +150,16 @@ fn status_from_items(items: &[StatusDataItem]) -> MailboxStatus {
 
 /// Converts a FETCH response.
 pub fn fetched_from(seq: u32, items: &[MessageDataItem<'_>]) -> FetchedMessage {
+    fetched_from_spooled(seq, items, &mut Spools::default())
+}
+
+/// Converts a FETCH response whose large literals were spooled: a `BODY[]` that is a
+/// placeholder of `spools` becomes [`FetchedMessage::body_spool`].
+pub fn fetched_from_spooled(
+    seq: u32,
+    items: &[MessageDataItem<'_>],
+    spools: &mut Spools,
+) -> FetchedMessage {
     let mut m = FetchedMessage {
         seq,
         ..Default::default()
@@ -172,14 +183,27 @@ pub fn fetched_from(seq: u32, items: &[MessageDataItem<'_>]) -> FetchedMessage {
             MessageDataItem::BodyExt { section, data, .. } => {
                 // `BODY[] NIL`: Exchange answers so for a message it cannot convert
                 // (https://github.com/imapsync/imapsync/issues/79): no body, not an empty one.
+                let spooled = data.0.as_ref().and_then(|s| spools.take(s.as_ref()));
                 let bytes = data.0.as_ref().map(|s| s.as_ref().to_vec());
                 match section {
+                    None if spooled.is_some() => m.body_spool = spooled,
                     None => m.body = bytes,
-                    Some(Section::HeaderFields(..)) => m.header_fields = bytes,
+                    // A header block too large for memory: its start is enough.
+                    Some(Section::HeaderFields(..)) => {
+                        m.header_fields = match spooled {
+                            Some(sp) => sp.head(4 << 20).ok(),
+                            None => bytes,
+                        }
+                    }
                     _ => {}
                 }
             }
-            MessageDataItem::Rfc822(data) => m.body = data.0.as_ref().map(|s| s.as_ref().to_vec()),
+            MessageDataItem::Rfc822(data) => {
+                match data.0.as_ref().and_then(|s| spools.take(s.as_ref())) {
+                    Some(sp) => m.body_spool = Some(sp),
+                    None => m.body = data.0.as_ref().map(|s| s.as_ref().to_vec()),
+                }
+            }
             _ => {}
         }
     }
@@ -421,13 +445,34 @@ impl Session {
     }
 
     /// SELECT (or EXAMINE when `read_only`) a mailbox, with QRESYNC parameters when given
-    /// and enabled, else with CONDSTORE when offered.
+    /// and enabled, else with CONDSTORE when offered. The session's first one goes out
+    /// pipelined behind `ENABLE QRESYNC` (one round trip for both).
     pub async fn select(
         &mut self,
         raw: &[u8],
         read_only: bool,
         qresync: Option<&QresyncParams>,
     ) -> Result<SelectInfo, ImapError> {
+        let enable = self.queue_enable().await?;
+        let with_qresync = qresync.is_some() && self.qresync;
+        let mut p = self.send_select(raw, read_only, qresync).await?;
+        if let Some(e) = enable {
+            if !self.finish_enable(e).await? && (with_qresync || self.condstore) {
+                // Sent as if QRESYNC were enabled, which the server did not grant: drain
+                // it, then select again the CONDSTORE way.
+                self.finish(p, &mut |_| Ok(())).await?;
+                p = self.send_select(raw, read_only, qresync).await?;
+            }
+        }
+        self.finish_select(p, raw, read_only).await
+    }
+
+    async fn send_select(
+        &mut self,
+        raw: &[u8],
+        read_only: bool,
+        qresync: Option<&QresyncParams>,
+    ) -> Result<super::session::Pending, ImapError> {
         let mut parameters = Vec::new();
         match qresync {
             Some(q) if self.qresync => {
@@ -464,7 +509,16 @@ impl Session {
         };
         let name = if read_only { "EXAMINE" } else { "SELECT" };
         self.selected = None;
-        let p = self.send(body, name).await?;
+        self.send(body, name).await
+    }
+
+    async fn finish_select(
+        &mut self,
+        p: super::session::Pending,
+        raw: &[u8],
+        read_only: bool,
+    ) -> Result<SelectInfo, ImapError> {
+        let name = p.name;
         let mut info = SelectInfo::default();
         let c = self
             .finish(p, &mut |u| {
@@ -512,16 +566,14 @@ impl Session {
         self.selected.as_deref()
     }
 
-    /// `UID FETCH set items [(CHANGEDSINCE n [VANISHED])]`: each message goes to `sink` as it
-    /// arrives (bodies are not accumulated); returns VANISHED ranges.
-    pub async fn uid_fetch(
-        &mut self,
+    /// The `UID FETCH` command of [`Self::uid_fetch`].
+    fn fetch_body(
+        &self,
         set: &str,
         items: FetchItems,
         changed_since: Option<u64>,
         vanished: bool,
-        sink: &mut (dyn FnMut(FetchedMessage) -> Result<(), ImapError> + Send),
-    ) -> Result<Vec<UidRange>, ImapError> {
+    ) -> Result<CommandBody<'static>, ImapError> {
         let mut names = vec![MessageDataItemName::Uid];
         if items.flags {
             names.push(MessageDataItemName::Flags);
@@ -560,12 +612,81 @@ impl Session {
                 }
             }
         }
-        let body = CommandBody::Fetch {
+        Ok(CommandBody::Fetch {
             sequence_set: seqset(set)?,
             macro_or_item_names: MacroOrMessageDataItemNames::MessageDataItemNames(names),
             uid: true,
             modifiers,
+        })
+    }
+
+    /// `STATUS` of `raw` and `UID FETCH 1:* (FLAGS MODSEQ) (CHANGEDSINCE since [VANISHED])`
+    /// pipelined: one round trip. STATUS is sent first, so its figures are a snapshot taken
+    /// before the fetch reads the changes (a server starts a client's commands in order);
+    /// anything FETCH-like seen during either (unsolicited updates too) counts as a change.
+    pub async fn status_and_changes(
+        &mut self,
+        raw: &[u8],
+        since: u64,
+    ) -> Result<(MailboxStatus, Vec<FetchedMessage>, Vec<UidRange>), ImapError> {
+        let mut names = vec![
+            StatusDataItemName::Messages,
+            StatusDataItemName::UidNext,
+            StatusDataItemName::UidValidity,
+        ];
+        if self.condstore {
+            names.push(StatusDataItemName::HighestModSeq);
+        }
+        let status = CommandBody::Status {
+            mailbox: mailbox(raw)?,
+            item_names: names.into(),
         };
+        let items = FetchItems {
+            flags: true,
+            modseq: true,
+            ..Default::default()
+        };
+        let vanished = self.qresync;
+        let fetch = self.fetch_body("1:*", items, Some(since), vanished)?;
+        let ps = self.send(status, "STATUS").await?;
+        let pf = self.send(fetch, "UID FETCH").await?;
+        let mut st = MailboxStatus::default();
+        let mut changed = Vec::new();
+        let mut gone = Vec::new();
+        let mut sink = |u: Untagged| {
+            match u {
+                Untagged::Data(Data::Status { items, .. }) => st = status_from_items(&items),
+                Untagged::Data(Data::Fetch { seq, items }) => {
+                    let m = fetched_from(seq.get(), items.as_ref());
+                    if m.uid != 0 {
+                        changed.push(m);
+                    }
+                }
+                Untagged::Data(Data::Vanished { known_uids, .. }) => {
+                    gone.extend(vanished_ranges(&known_uids))
+                }
+                _ => {}
+            }
+            Ok(())
+        };
+        let cs = self.finish(ps, &mut sink).await?;
+        let cf = self.finish(pf, &mut sink).await?;
+        cs.ok("STATUS")?;
+        cf.ok("UID FETCH")?;
+        Ok((st, changed, gone))
+    }
+
+    /// `UID FETCH set items [(CHANGEDSINCE n [VANISHED])]`: each message goes to `sink` as it
+    /// arrives (bodies are not accumulated); returns VANISHED ranges.
+    pub async fn uid_fetch(
+        &mut self,
+        set: &str,
+        items: FetchItems,
+        changed_since: Option<u64>,
+        vanished: bool,
+        sink: &mut (dyn FnMut(FetchedMessage) -> Result<(), ImapError> + Send),
+    ) -> Result<Vec<UidRange>, ImapError> {
+        let body = self.fetch_body(set, items, changed_since, vanished)?;
         let p = self.send(body, "UID FETCH").await?;
         let mut gone = Vec::new();
         self.finish(p, &mut |u| {
@@ -573,6 +694,12 @@ impl Session {
                 Untagged::Data(Data::Fetch { seq, items }) => {
                     let m = fetched_from(seq.get(), items.as_ref());
                     // Unsolicited flag updates without UID cannot be attributed: skip.
+                    if m.uid != 0 {
+                        sink(m)?;
+                    }
+                }
+                Untagged::Spooled(Data::Fetch { seq, items }, mut spools) => {
+                    let m = fetched_from_spooled(seq.get(), items.as_ref(), &mut spools);
                     if m.uid != 0 {
                         sink(m)?;
                     }
@@ -620,7 +747,7 @@ impl Session {
                 u,
                 Untagged::Data(
                     Data::Exists(_) | Data::Expunge(_) | Data::Fetch { .. } | Data::Vanished { .. }
-                )
+                ) | Untagged::Spooled(Data::Fetch { .. }, _)
             ) {
                 changed = true;
             }

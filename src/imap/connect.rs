@@ -108,7 +108,8 @@ pub struct ConnectOptions {
     pub max_message_size: u32,
     /// Capabilities to ignore even if advertised (a server that breaks them).
     pub disabled_capabilities: Vec<String>,
-    /// Send ID (RFC 2971) when offered.
+    /// Send ID (RFC 2971) when offered (`sendid`; off by default: it costs a round trip
+    /// and about 200 bytes per session, and no server twinbox knows of needs it).
     pub send_id: bool,
     /// A label for log lines.
     pub label: String,
@@ -141,7 +142,7 @@ impl ConnectOptions {
             timeout: Duration::from_secs(120),
             max_message_size: 256 * 1024 * 1024,
             disabled_capabilities: Vec::new(),
-            send_id: true,
+            send_id: false,
             label: String::new(),
             reference: None,
             namespaces: Default::default(),
@@ -205,6 +206,7 @@ impl Session {
             selected: None,
             exists_seen: 0,
             expunges_seen: 0,
+            enable_due: false,
             compress_stats: None,
         };
         let r = s
@@ -432,18 +434,15 @@ impl Session {
         Ok(())
     }
 
+    /// Decides what the session will use; sends ID when asked. ENABLE QRESYNC is not sent
+    /// here: [`Session::select`] pipelines it before the first SELECT/EXAMINE (RFC 7162
+    /// allows ENABLE at any time in the authenticated state), so a session that selects
+    /// nothing (a no-op resync) spends neither the command nor its answer.
     async fn enable_extensions(&mut self, send_id: bool) -> anyhow::Result<()> {
-        let mut pending = Vec::new();
-        if self.caps.has("ENABLE") && self.caps.has("QRESYNC") {
-            let qr = CapabilityEnable::try_from("QRESYNC")
-                .map_err(|_| anyhow::anyhow!("internal: ENABLE"))?;
-            let caps =
-                Vec1::try_from(vec![qr]).map_err(|_| anyhow::anyhow!("internal: empty ENABLE"))?;
-            pending.push(
-                self.send(CommandBody::Enable { capabilities: caps }, "ENABLE")
-                    .await?,
-            );
-        }
+        let qresync = self.caps.has("ENABLE") && self.caps.has("QRESYNC");
+        self.qresync = qresync;
+        self.enable_due = qresync;
+        self.condstore = qresync || self.caps.has("CONDSTORE");
         if send_id && self.caps.has("ID") {
             let id = CommandBody::Id {
                 parameters: Some(vec![
@@ -461,30 +460,58 @@ impl Session {
                     ),
                 ]),
             };
-            pending.push(self.send(id, "ID").await?);
-        }
-        let mut qresync = false;
-        for p in pending {
-            let name = p.name;
-            let c = self
-                .finish(p, &mut |u| {
-                    if let Untagged::Data(Data::Enabled { capabilities }) = &u {
-                        if capabilities
-                            .iter()
-                            .any(|c| c.to_string().eq_ignore_ascii_case("QRESYNC"))
-                        {
-                            qresync = true;
-                        }
-                    }
-                    Ok(())
-                })
-                .await?;
+            let p = self.send(id, "ID").await?;
+            let c = self.finish(p, &mut |_| Ok(())).await?;
             if c.kind != StatusKind::Ok {
-                tracing::info!("{name} refused: {}", c.text);
+                tracing::info!("ID refused: {}", c.text);
             }
         }
-        self.qresync = qresync;
-        self.condstore = qresync || self.caps.has("CONDSTORE");
         Ok(())
+    }
+
+    /// Queues `ENABLE QRESYNC` if it is due (before the session's first SELECT/EXAMINE);
+    /// the caller finishes it with [`Self::finish_enable`].
+    pub(crate) async fn queue_enable(&mut self) -> Result<Option<Pending>, ImapError> {
+        if !self.enable_due {
+            return Ok(None);
+        }
+        self.enable_due = false;
+        let qr = CapabilityEnable::try_from("QRESYNC")
+            .map_err(|_| ImapError::Protocol("internal: ENABLE".into()))?;
+        let caps = Vec1::try_from(vec![qr])
+            .map_err(|_| ImapError::Protocol("internal: empty ENABLE".into()))?;
+        Ok(Some(
+            self.send(CommandBody::Enable { capabilities: caps }, "ENABLE")
+                .await?,
+        ))
+    }
+
+    /// Reads the answer to a queued ENABLE; returns whether QRESYNC is now enabled (if not,
+    /// the session falls back to CONDSTORE where offered).
+    pub(crate) async fn finish_enable(&mut self, p: Pending) -> Result<bool, ImapError> {
+        let mut qresync = false;
+        let c = self
+            .finish(p, &mut |u| {
+                if let Untagged::Data(Data::Enabled { capabilities }) = &u {
+                    if capabilities
+                        .iter()
+                        .any(|c| c.to_string().eq_ignore_ascii_case("QRESYNC"))
+                    {
+                        qresync = true;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        if !qresync {
+            tracing::info!(
+                "{}: ENABLE QRESYNC not granted ({}): using CONDSTORE where offered",
+                self.wire.label,
+                c.text
+            );
+            self.qresync = false;
+            self.condstore = self.caps.has("CONDSTORE");
+        }
+        Ok(qresync)
     }
 }

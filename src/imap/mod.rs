@@ -9,6 +9,7 @@ pub mod mutate;
 pub mod namespace;
 mod quirks;
 pub mod session;
+pub mod spool;
 pub mod transport;
 pub mod types;
 pub mod utf7;

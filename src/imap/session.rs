@@ -13,6 +13,7 @@ use imap_types::command::{Command, CommandBody};
 use imap_types::response::{Code, Data, Response, Status, StatusBody, StatusKind, Tagged};
 
 use super::error::ImapError;
+use super::spool::Spools;
 use super::transport::CloseFuture;
 use super::types::Capabilities;
 use super::wire::Wire;
@@ -24,6 +25,9 @@ pub use super::connect::{Compression, ConnectOptions, Endpoint, Password, Securi
 pub enum Untagged {
     /// Data (`* LIST`, `* FETCH`, `* VANISHED`, ...).
     Data(Data<'static>),
+    /// Data with literals too large for memory (a `BODY[]` of many megabytes): each is in a
+    /// spool file, and a placeholder stands for it in the data (see [`Spools::take`]).
+    Spooled(Data<'static>, Spools),
     /// An untagged status (`* OK [UIDNEXT 5]`, `* NO ...`).
     Status(StatusBody<'static>),
 }
@@ -77,8 +81,9 @@ impl Completion {
 pub enum Piece<'a> {
     /// Line text (the final CRLF is added by `send_pieces` at the end of the command).
     Text(std::borrow::Cow<'a, [u8]>),
-    /// Literal data, announced as `{n}` or `{n+}` as the server allows.
-    Literal(&'a [u8]),
+    /// Literal data, announced as `{n}` or `{n+}` as the server allows; a spooled body is
+    /// sent from its file in chunks.
+    Literal(super::spool::BodyRef<'a>),
 }
 
 /// An authenticated (or PREAUTH) IMAP session.
@@ -86,11 +91,12 @@ pub struct Session {
     pub(crate) wire: Wire,
     pub(crate) caps: Capabilities,
     pub(crate) next_tag: u32,
-    pub(crate) ahead: VecDeque<Response<'static>>,
+    pub(crate) ahead: VecDeque<(Response<'static>, Spools)>,
     pub(crate) done: HashMap<String, Completion>,
     pub(crate) on_close: Option<Box<dyn FnOnce() -> CloseFuture + Send>>,
     pub(crate) bye: Option<String>,
-    /// QRESYNC was enabled.
+    /// QRESYNC is in use: advertised with ENABLE, and enabled before the first
+    /// SELECT/EXAMINE (false again if the server does not grant it then).
     pub qresync: bool,
     /// CONDSTORE is usable (advertised, or implied by QRESYNC).
     pub condstore: bool,
@@ -104,6 +110,8 @@ pub struct Session {
     pub exists_seen: u64,
     /// `* n EXPUNGE` and `* VANISHED` (not EARLIER) responses received on this connection.
     pub expunges_seen: u64,
+    /// `ENABLE QRESYNC` is still to be sent (with the first SELECT/EXAMINE).
+    pub(crate) enable_due: bool,
     /// Compressed-side totals once COMPRESS=DEFLATE is active, with the session counters'
     /// (in, out) at the moment it started.
     pub(crate) compress_stats: Option<(super::transport::CompressStats, u64, u64)>,
@@ -269,7 +277,8 @@ impl Session {
             match piece {
                 Piece::Text(t) => line.extend_from_slice(t),
                 Piece::Literal(data) => {
-                    let plus = self.can_literal_plus(data.len());
+                    let len = usize::try_from(data.len()).unwrap_or(usize::MAX);
+                    let plus = self.can_literal_plus(len);
                     line.extend_from_slice(
                         format!("{{{}{}}}\r\n", data.len(), if plus { "+" } else { "" }).as_bytes(),
                     );
@@ -284,7 +293,7 @@ impl Session {
                             return Ok(Pending { tag, name });
                         }
                     }
-                    self.wire.send_literal(data).await?;
+                    self.wire.send_body(*data).await?;
                 }
             }
         }
@@ -300,24 +309,26 @@ impl Session {
         tag: &str,
     ) -> Result<Option<Completion>, ImapError> {
         loop {
-            let r = self.read().await?;
+            let (r, spools) = self.read().await?;
             match r {
                 Response::CommandContinuationRequest(_) => return Ok(None),
                 Response::Status(Status::Tagged(t)) if t.tag.inner() == tag => {
                     return Ok(Some(Completion::from_body(t.body)));
                 }
-                other => self.ahead.push_back(other),
+                other => self.ahead.push_back((other, spools)),
             }
         }
     }
 
-    async fn read(&mut self) -> Result<Response<'static>, ImapError> {
+    /// Reads one response with its spooled literals.
+    async fn read(&mut self) -> Result<(Response<'static>, Spools), ImapError> {
         match self.wire.read_response(None).await {
             Err(ImapError::Closed) => Err(match &self.bye {
                 Some(t) => ImapError::Bye(t.clone()),
                 None => ImapError::Closed,
             }),
-            r => r,
+            Err(e) => Err(e),
+            Ok(r) => Ok((r, self.wire.take_spools())),
         }
     }
 
@@ -338,7 +349,7 @@ impl Session {
             if let Some(c) = self.done.remove(&p.tag) {
                 return Ok(c);
             }
-            let r = match self.ahead.pop_front() {
+            let (r, spools) = match self.ahead.pop_front() {
                 Some(r) => r,
                 None => self.read().await?,
             };
@@ -374,7 +385,11 @@ impl Session {
                         }
                         _ => {}
                     }
-                    sink(Untagged::Data(d))?
+                    if spools.is_empty() {
+                        sink(Untagged::Data(d))?
+                    } else {
+                        sink(Untagged::Spooled(d, spools))?
+                    }
                 }
                 Response::CommandContinuationRequest(_) => {
                     return Err(ImapError::Protocol(format!(
@@ -402,7 +417,7 @@ impl Session {
         &mut self,
         wait: Duration,
     ) -> Result<Response<'static>, ImapError> {
-        if let Some(r) = self.ahead.pop_front() {
+        if let Some((r, _)) = self.ahead.pop_front() {
             return Ok(r);
         }
         match self.wire.read_response(Some(wait)).await {

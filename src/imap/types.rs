@@ -147,10 +147,23 @@ pub struct FetchedMessage {
     pub internaldate: Option<InternalDate>,
     /// RFC822.SIZE.
     pub size: Option<u32>,
-    /// The whole message (`BODY[]`).
+    /// The whole message (`BODY[]`), when small enough to hold in memory.
     pub body: Option<Vec<u8>>,
+    /// The whole message when it was too large for memory (then `body` is `None`).
+    pub body_spool: Option<super::spool::Spool>,
     /// Requested header fields (`BODY[HEADER.FIELDS (...)]`), raw.
     pub header_fields: Option<Vec<u8>>,
+}
+
+impl FetchedMessage {
+    /// The whole message's bytes (`BODY[]`), from memory or read back from its spool file.
+    pub fn body_bytes(&self) -> std::io::Result<Option<Vec<u8>>> {
+        match (&self.body, &self.body_spool) {
+            (_, Some(sp)) => super::spool::BodyRef::Spool(sp).to_vec().map(Some),
+            (Some(b), None) => Ok(Some(b.clone())),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// A message to APPEND.
@@ -160,8 +173,8 @@ pub struct AppendMessage<'a> {
     pub flags: &'a [String],
     /// INTERNALDATE to set, if known.
     pub internaldate: Option<InternalDate>,
-    /// The raw message (CRLF line endings).
-    pub body: &'a [u8],
+    /// The raw message (CRLF line endings), in memory or spooled.
+    pub body: super::spool::BodyRef<'a>,
 }
 
 /// A UID range, inclusive.

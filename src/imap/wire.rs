@@ -13,6 +13,7 @@ use imap_types::IntoStatic;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::error::ImapError;
+use super::spool::{BodyRef, SpoolWriter, Spools, SPOOL_CHUNK, SPOOL_THRESHOLD};
 use super::transport::BoxStream;
 
 /// Bytes and commands that crossed a connection (shared with whoever wants to read them).
@@ -40,6 +41,53 @@ impl WireCounters {
 const CHUNK: usize = 64 * 1024;
 /// Above this size, a finished message's buffer is released instead of kept for reuse.
 const KEEP_BUFFER: usize = 1024 * 1024;
+/// Bytes of a line without its LF yet that are held back from the fragmentizer, so a
+/// literal announcement at the line's end is seen whole before it is fed (`{`, ten
+/// digits, `+}`, CR and some leading zeros).
+const HOLD_BACK: usize = 64;
+
+/// The literal announcement (`{n}` or `{n+}`) ending a line that ends with LF, as
+/// imap-codec's fragmentizer reads it: where its `{` is, and `n`.
+fn trailing_announcement(line: &[u8]) -> Option<(usize, u32)> {
+    let line = line.strip_suffix(b"\n")?;
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = line.strip_suffix(b"}")?;
+    let line = line.strip_suffix(b"+").unwrap_or(line);
+    let digits = line.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let open = line.len() - digits - 1;
+    if line.get(open) != Some(&b'{') {
+        return None;
+    }
+    let mut n: u32 = 0;
+    for &d in &line[open + 1..] {
+        n = n.checked_mul(10)?.checked_add(u32::from(d - b'0'))?;
+    }
+    Some((open, n))
+}
+
+/// A large literal being written to a spool file as it arrives (`None` writer: over the
+/// message size limit, read and dropped).
+struct Spooling {
+    writer: Option<SpoolWriter>,
+    left: u32,
+    marker: Vec<u8>,
+}
+
+/// A random number for spool placeholders, so a server cannot forge one.
+fn random_nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
 
 /// Writes `data` in pieces, each allowed `timeout` to go out: the timeout bounds a stall,
 /// not the time a large upload takes on a slow link.
@@ -71,6 +119,17 @@ pub struct Wire {
     max_message: u32,
     oversize: Option<u32>,
     outbuf: Vec<u8>,
+    /// Literals larger than this go to a spool file instead of memory.
+    spool_threshold: usize,
+    spooling: Option<Spooling>,
+    /// The spooled literals of the current (or last complete) message.
+    spools: Spools,
+    /// Bytes spooled for the current message (they count against `max_message`).
+    spooled_bytes: u64,
+    /// The last message was complete: the next read starts a new one.
+    complete: bool,
+    nonce: u64,
+    markers: u64,
     /// Time allowed for one read or write to make progress.
     pub timeout: Duration,
     /// Shared counters.
@@ -91,6 +150,13 @@ impl Wire {
             max_message,
             oversize: None,
             outbuf: Vec::new(),
+            spool_threshold: SPOOL_THRESHOLD,
+            spooling: None,
+            spools: Spools::default(),
+            spooled_bytes: 0,
+            complete: false,
+            nonce: random_nonce(),
+            markers: 0,
             timeout,
             counters: Arc::new(WireCounters::default()),
             label,
@@ -105,8 +171,20 @@ impl Wire {
         self.start = 0;
         self.frag = Fragmentizer::new(self.max_message);
         self.literal_left = None;
+        self.spooling = None;
         let s = self.stream.take().ok_or(ImapError::Closed)?;
         Ok((s, leftover))
+    }
+
+    /// Sets the size above which a literal goes to a spool file (tests).
+    pub fn set_spool_threshold(&mut self, bytes: usize) {
+        self.spool_threshold = bytes;
+    }
+
+    /// Takes the spooled literals of the message just read (placeholders stand in for
+    /// them in the decoded response; see [`Spools::take`]).
+    pub fn take_spools(&mut self) -> Spools {
+        std::mem::take(&mut self.spools)
     }
 
     /// Puts an (upgraded) stream back.
@@ -172,8 +250,35 @@ impl Wire {
         write_progressing(stream, data, timeout, &self.counters).await
     }
 
+    /// Sends a message body as literal data: from memory like [`Self::send_literal`], or
+    /// from its spool file in chunks (never whole in memory).
+    pub async fn send_body(&mut self, body: BodyRef<'_>) -> Result<(), ImapError> {
+        let spool = match body {
+            BodyRef::Bytes(b) => return self.send_literal(b).await,
+            BodyRef::Spool(s) => s,
+        };
+        self.flush().await?;
+        tracing::trace!(target: "twinbox::imap", "{} C: <{} spooled literal bytes>", self.label, spool.len());
+        let timeout = self.timeout;
+        let stream = self.stream.as_mut().ok_or(ImapError::Closed)?;
+        let mut buf = vec![0u8; SPOOL_CHUNK];
+        let mut at = 0u64;
+        while at < spool.len() {
+            let n = spool.read_at(at, &mut buf).map_err(ImapError::Io)?;
+            write_progressing(stream, &buf[..n], timeout, &self.counters).await?;
+            at += n as u64;
+        }
+        Ok(())
+    }
+
     /// Reads until one whole message is framed. `wait` overrides the read timeout (IDLE).
     async fn frame(&mut self, wait: Option<Duration>) -> Result<(), ImapError> {
+        if self.complete {
+            // Unclaimed spools of the last message are dropped (their files vanish).
+            self.spools = Spools::default();
+            self.spooled_bytes = 0;
+            self.complete = false;
+        }
         let mut first = true;
         loop {
             match self.frag.progress() {
@@ -192,10 +297,19 @@ impl Wire {
                         FragmentInfo::Literal { .. } => self.literal_left = None,
                     }
                     if self.frag.is_message_complete() {
+                        self.complete = true;
                         return Ok(());
                     }
                 }
                 None => {
+                    if self.spooling.is_some() {
+                        if self.spool_some()? {
+                            continue;
+                        }
+                        self.fill(if first { wait } else { None }).await?;
+                        first = false;
+                        continue;
+                    }
                     // Feed the fragmentizer exactly what the current fragment needs, so
                     // bytes after a message stay in our buffer (see `take_stream`).
                     let avail = &self.inbuf[self.start..];
@@ -203,9 +317,17 @@ impl Wire {
                         Some(left) => avail.len().min(left as usize),
                         None => match avail.iter().position(|&b| b == b'\n') {
                             Some(p) => p + 1,
-                            None => avail.len(),
+                            None => avail.len().saturating_sub(HOLD_BACK),
                         },
                     };
+                    if self.literal_left.is_none() && n > 0 && avail[n - 1] == b'\n' {
+                        if let Some((open, len)) = trailing_announcement(&avail[..n]) {
+                            if len as usize > self.spool_threshold && len <= self.max_message {
+                                self.start_spooling(open, n, len)?;
+                                continue;
+                            }
+                        }
+                    }
                     if n > 0 {
                         self.frag.enqueue_bytes(&avail[..n]);
                         self.start += n;
@@ -219,6 +341,59 @@ impl Wire {
                 }
             }
         }
+    }
+
+    /// Feeds the fragmentizer the line `inbuf[start..start + n]` with its announcement of
+    /// a `len`-byte literal (its `{` at `open`) replaced by one of a placeholder, and
+    /// starts writing the literal to a spool file.
+    fn start_spooling(&mut self, open: usize, n: usize, len: u32) -> Result<(), ImapError> {
+        self.markers += 1;
+        let marker = format!("twinbox-spool-{:016x}-{}", self.nonce, self.markers).into_bytes();
+        let mut line = self.inbuf[self.start..self.start + open].to_vec();
+        line.extend_from_slice(format!("{{{}}}\r\n", marker.len()).as_bytes());
+        self.frag.enqueue_bytes(&line);
+        self.start += n;
+        let total = self.spooled_bytes + u64::from(len);
+        let writer = if total <= u64::from(self.max_message) {
+            Some(SpoolWriter::new().map_err(ImapError::Io)?)
+        } else {
+            // All spooled literals of one message together are over the limit.
+            self.oversize = Some(u32::try_from(total).unwrap_or(u32::MAX));
+            None
+        };
+        self.spooled_bytes = total;
+        tracing::trace!(target: "twinbox::imap", "{} S: <{len}-byte literal to a spool file>", self.label);
+        self.spooling = Some(Spooling {
+            writer,
+            left: len,
+            marker,
+        });
+        Ok(())
+    }
+
+    /// Moves buffered literal bytes into the spool; when the literal is complete, feeds
+    /// the fragmentizer its placeholder. Returns whether anything was done.
+    fn spool_some(&mut self) -> Result<bool, ImapError> {
+        let Some(sp) = self.spooling.as_mut() else {
+            return Ok(false);
+        };
+        let avail = &self.inbuf[self.start..];
+        let n = avail.len().min(sp.left as usize);
+        if let Some(w) = sp.writer.as_mut() {
+            w.write(&avail[..n]).map_err(ImapError::Io)?;
+        }
+        self.start += n;
+        sp.left -= n as u32;
+        if sp.left > 0 {
+            return Ok(n > 0);
+        }
+        if let Some(sp) = self.spooling.take() {
+            self.frag.enqueue_bytes(&sp.marker);
+            if let Some(w) = sp.writer {
+                self.spools.insert(sp.marker, w.finish());
+            }
+        }
+        Ok(true)
     }
 
     async fn fill(&mut self, wait: Option<Duration>) -> Result<(), ImapError> {
@@ -258,12 +433,22 @@ impl Wire {
     /// The error for an end of stream: plain [`ImapError::Closed`] between messages,
     /// [`ImapError::Truncated`] (saying where) inside one.
     fn closed_error(&self) -> ImapError {
-        let partial = self.frag.message_bytes();
-        if partial.is_empty() {
+        // What the fragmentizer has, then the end of a line held back from it.
+        let fed = self.frag.message_bytes();
+        let held = &self.inbuf[self.start..];
+        if fed.is_empty() && held.is_empty() {
             return ImapError::Closed;
         }
+        let joined: Vec<u8>;
+        let partial = if fed.len() >= 120 {
+            fed
+        } else {
+            joined = fed.iter().chain(held.iter().take(240)).copied().collect();
+            &joined
+        };
         let first_line = partial.split(|&b| b == b'\n').next().unwrap_or(partial);
-        ImapError::Truncated(match self.literal_left {
+        let left = self.spooling.as_ref().map(|s| s.left).or(self.literal_left);
+        ImapError::Truncated(match left {
             Some(left) => format!(
                 "{left} bytes of a literal missing, after {}",
                 printable(first_line, 120)
@@ -288,7 +473,9 @@ impl Wire {
     }
 
     fn check_size(&mut self) -> Result<(), ImapError> {
-        if self.frag.is_max_message_size_exceeded() {
+        let spooled_over = self.spooled_bytes > u64::from(self.max_message);
+        if self.frag.is_max_message_size_exceeded() || spooled_over {
+            self.spools = Spools::default();
             let size = self.oversize.unwrap_or(self.max_message);
             self.finish_message();
             return Err(ImapError::TooLarge {
@@ -363,3 +550,7 @@ pub fn printable(data: &[u8], max: usize) -> String {
     }
     out
 }
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;

@@ -42,7 +42,7 @@ use async_trait::async_trait;
 use imap_types::flag::StoreType;
 
 use super::namespace::FolderRoot;
-use super::{Body, MailboxInfo, OwnChanges, Scan, ScanMode, Store, TransferMode, Upload};
+use super::{Body, BodyData, MailboxInfo, OwnChanges, Scan, ScanMode, Store, TransferMode, Upload};
 
 mod transfer;
 use crate::imap::commands::FetchItems;
@@ -286,7 +286,12 @@ impl Store for ImapStore {
                 // No content (`BODY[] NIL`, or no FETCH at all: Exchange does both for a
                 // message it cannot convert, https://github.com/OfflineIMAP/offlineimap/issues/62)
                 // is never stored as an empty message: the copy stays pending.
-                if let Some(data) = m.body.filter(|d| !d.is_empty()) {
+                let data = match (m.body, m.body_spool) {
+                    (_, Some(sp)) => Some(BodyData::Spool(sp)),
+                    (Some(b), None) => Some(BodyData::Memory(b)),
+                    (None, None) => None,
+                };
+                if let Some(data) = data.filter(|d| !d.is_empty()) {
                     missing.remove(&m.uid);
                     if err.is_none() {
                         if let Err(e) = sink(Body {
@@ -470,7 +475,17 @@ impl Store for ImapStore {
             return Ok(*opened);
         }
         let raw = self.raw(name);
-        let now = self.session.status(&raw).await?;
+        // With CONDSTORE, STATUS and the changes since the open go in one round trip.
+        let tracked = self.session.condstore && opened.highestmodseq != 0;
+        let (now, changes) = if tracked {
+            let (st, changed, gone) = self
+                .session
+                .status_and_changes(&raw, opened.highestmodseq)
+                .await?;
+            (st, Some((changed, gone)))
+        } else {
+            (self.session.status(&raw).await?, None)
+        };
         let now = SideState {
             uidvalidity: now.uidvalidity.unwrap_or(0),
             uidnext: now.uidnext.unwrap_or(0),
@@ -485,32 +500,17 @@ impl Store for ImapStore {
             expected.insert(*u, f);
         }
         let mut explained = true;
-        if self.session.condstore && opened.highestmodseq != 0 && now.highestmodseq != 0 {
-            let items = FetchItems {
-                flags: true,
-                modseq: true,
-                ..Default::default()
-            };
+        if let Some((changed, gone)) = changes.filter(|_| now.highestmodseq != 0) {
             let qresync = self.session.qresync;
-            let gone = self
-                .session
-                .uid_fetch(
-                    "1:*",
-                    items,
-                    Some(opened.highestmodseq),
-                    qresync,
-                    &mut |m| {
-                        if m.modseq.is_some_and(|ms| ms > now.highestmodseq) {
-                            return Ok(()); // after the snapshot: the next run sees it
-                        }
-                        let f = normalize_flags(m.flags.unwrap_or_default());
-                        if expected.get(&m.uid).is_none_or(|e| **e != f) {
-                            explained = false;
-                        }
-                        Ok(())
-                    },
-                )
-                .await?;
+            for m in changed {
+                if m.modseq.is_some_and(|ms| ms > now.highestmodseq) {
+                    continue; // after the snapshot: the next run sees it
+                }
+                let f = normalize_flags(m.flags.unwrap_or_default());
+                if expected.get(&m.uid).is_none_or(|e| **e != f) {
+                    explained = false;
+                }
+            }
             let ours_gone: HashSet<u32> = ours.expunged.iter().copied().collect();
             let gone = expand_ranges(&gone, MAX_EXPAND).unwrap_or_default();
             if gone.iter().any(|u| !ours_gone.contains(u)) {
@@ -587,6 +587,19 @@ impl Store for ImapStore {
 
     fn can_transfer(&self) -> bool {
         self.transfer_supported()
+    }
+
+    fn can_reselect(&self) -> bool {
+        true
+    }
+
+    async fn reselect(
+        &mut self,
+        name: &str,
+        scanned: &SideState,
+        read_only: bool,
+    ) -> anyhow::Result<()> {
+        self.reselect_mailbox(name, scanned, read_only).await
     }
 
     async fn transfer(

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 
+pub use crate::imap::spool::{BodyData, BodyRef};
 use crate::imap::types::InternalDate;
 use crate::state::SideState;
 use crate::sync::plan::{Fingerprint, FlagAction, Flags, SideChanges};
@@ -48,8 +49,8 @@ pub struct Scan {
 pub struct Body {
     /// UID in the source.
     pub uid: u32,
-    /// The raw message.
-    pub data: Vec<u8>,
+    /// The raw message: in memory, or in a spool file when large.
+    pub data: BodyData,
     /// Its INTERNALDATE, if the store has one.
     pub internaldate: Option<InternalDate>,
 }
@@ -57,8 +58,8 @@ pub struct Body {
 /// A message to store, with the flags and date it must get.
 #[derive(Debug, Clone)]
 pub struct Upload<'a> {
-    /// The raw message.
-    pub data: &'a [u8],
+    /// The raw message (in memory or spooled).
+    pub data: BodyRef<'a>,
     /// Flags.
     pub flags: &'a Flags,
     /// INTERNALDATE.
@@ -216,6 +217,26 @@ pub trait Store: Send {
     ) -> anyhow::Result<Vec<Option<u32>>> {
         let _ = (from, uids, to, mode);
         anyhow::bail!("{}: server-side moves are not supported", self.describe())
+    }
+
+    /// Whether [`Store::reselect`] works here: a scan taken by [`Store::open`] (on this or
+    /// another connection) can then be acted on after a plain re-selection.
+    fn can_reselect(&self) -> bool {
+        false
+    }
+
+    /// Selects a mailbox whose changes were read earlier by [`Store::open`] (status
+    /// `scanned`), without reading them again, so the open-mailbox methods act on it; fails
+    /// if its UIDVALIDITY is no longer `scanned`'s. Changes made since are left to
+    /// [`Store::settle`] (which does not claim them) and so to the next run.
+    async fn reselect(
+        &mut self,
+        name: &str,
+        scanned: &SideState,
+        read_only: bool,
+    ) -> anyhow::Result<()> {
+        let _ = (name, scanned, read_only);
+        anyhow::bail!("{}: cannot re-select a mailbox", self.describe())
     }
 
     /// Lines describing the connection for `--info` (capabilities, security, ...).

@@ -202,8 +202,15 @@ impl AccountReport {
     }
 }
 
-/// Counts, failures, notes and planned actions gathered from the workers.
-type Collected = (Counts, Vec<(String, String)>, Vec<String>, Vec<String>);
+/// Counts, failures, notes, planned actions and deferred side states gathered from the
+/// workers.
+type Collected = (
+    Counts,
+    Vec<(String, String)>,
+    Vec<String>,
+    Vec<String>,
+    Vec<(i64, [SideState; 2])>,
+);
 
 /// Connects to one side.
 pub async fn open_store(spec: &SideSpec) -> anyhow::Result<Box<dyn Store>> {
@@ -243,9 +250,19 @@ async fn close_pair(stores: [Box<dyn Store>; 2]) {
 struct Job {
     name: String,
     native: [String; 2],
+    /// Each side's listed status.
+    status: [Option<SideState>; 2],
+    /// What the move step already read of this pair.
+    prescan: Option<super::moves::Prescan>,
 }
 
-fn unchanged(saved: &SideState, now: &Option<SideState>, tracks: bool, mode: ScanMode) -> bool {
+/// Whether a side's listed status `now` proves it unchanged since `saved`.
+pub(super) fn unchanged(
+    saved: &SideState,
+    now: &Option<SideState>,
+    tracks: bool,
+    mode: ScanMode,
+) -> bool {
     let Some(now) = now else { return false };
     saved.uidvalidity != 0
         && saved.uidvalidity == now.uidvalidity
@@ -458,20 +475,29 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         jobs.push(Job {
             name: name.clone(),
             native,
+            status,
+            prescan: None,
         });
     }
     report.opened = jobs.len();
     if may_have_grown && !jobs.is_empty() && all_native.len() >= 2 {
         // Moves and copies between mailboxes show only across mailboxes: match them first.
-        let list: Vec<(String, [String; 2])> = jobs
+        let list: Vec<super::moves::Changed> = jobs
             .iter()
-            .map(|j| (j.name.clone(), j.native.clone()))
+            .map(|j| super::moves::Changed {
+                name: j.name.clone(),
+                native: j.native.clone(),
+                status: j.status,
+            })
             .collect();
         match super::moves::replay(&mut stores, &db, &list, &all_native, o, &a.name).await {
-            Ok(r) => {
+            Ok(mut r) => {
                 report.counts.add(&r.counts);
                 report.notices.extend(r.notes);
                 report.planned.extend(r.planned);
+                for j in &mut jobs {
+                    j.prescan = r.prescans.remove(&j.name);
+                }
             }
             Err(e) => report
                 .notices
@@ -540,6 +566,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                             r.0.add(&m.counts);
                             r.2.extend(m.notes);
                             r.3.extend(m.planned);
+                            r.4.extend(m.deferred);
                         }
                         Err(e) => r.1.push((job.name.clone(), format!("{e:#}"))),
                     }
@@ -562,10 +589,20 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
     if let Some(s) = first {
         super::pool::release(&o.pool, s).await;
     }
-    let (counts, failures, notes, planned) = match Arc::try_unwrap(results) {
+    let (counts, failures, notes, planned, deferred) = match Arc::try_unwrap(results) {
         Ok(m) => m.into_inner().unwrap_or_default(),
         Err(a) => a.lock().map(|g| g.clone()).unwrap_or_default(),
     };
+    if !deferred.is_empty() {
+        lock(&db)?.write("mailbox states", |w| {
+            for (mb, sides) in &deferred {
+                for s in Side::BOTH {
+                    w.set_side(*mb, s, sides[s.i()])?;
+                }
+            }
+            Ok(())
+        })?;
+    }
     report.counts.add(&counts);
     report.failures.extend(failures);
     report.notices.extend(notes);
@@ -608,6 +645,8 @@ struct MailboxResult {
     counts: Counts,
     notes: Vec<String>,
     planned: Vec<String>,
+    /// Side states to save once every job is done (a job that changed nothing).
+    deferred: Option<(i64, [SideState; 2])>,
 }
 
 fn lock(db: &Mutex<StateDb>) -> anyhow::Result<std::sync::MutexGuard<'_, StateDb>> {
@@ -663,6 +702,7 @@ async fn sync_mailbox(
         counts: Counts::default(),
         notes: Vec::new(),
         planned: Vec::new(),
+        deferred: None,
     };
     let (row, records) = {
         let mut d = lock(db)?;
@@ -687,26 +727,18 @@ async fn sync_mailbox(
     };
     let known: [Vec<u32>; 2] = [0, 1].map(|s| records.iter().filter_map(|r| r.uid[s]).collect());
     let ro = o.restrictions.read_only;
-    let (s0, s1) = {
-        let [a, b] = &mut *stores;
-        tokio::join!(
-            a.open(
-                &job.native[0],
-                &row.sides[0],
-                &known[0],
-                o.mode,
-                o.dry_run || ro[0]
-            ),
-            b.open(
-                &job.native[1],
-                &row.sides[1],
-                &known[1],
-                o.mode,
-                o.dry_run || ro[1]
-            )
-        )
-    };
-    let scans = [s0.context("local")?, s1.context("remote")?];
+    let read_only = [o.dry_run || ro[0], o.dry_run || ro[1]];
+    let mut opened = super::reuse::open_pair(
+        stores,
+        job.prescan.as_ref(),
+        &job.native,
+        &row.sides,
+        &known,
+        o.mode,
+        read_only,
+    )
+    .await?;
+    let scans = opened.scans.clone();
     for s in Side::BOTH {
         if scans[s.i()].changes.uidvalidity_changed {
             let msg = format!(
@@ -739,6 +771,7 @@ async fn sync_mailbox(
         res.planned = describe_plan(&job.name, &p);
         return Ok(res);
     }
+    super::reuse::select_for(stores, &mut opened, &p, &job.native, read_only).await?;
     let mb = row.id;
     o.emit(|| SyncEvent::MailboxPlanned {
         account: account.to_string(),
@@ -817,7 +850,7 @@ async fn sync_mailbox(
                 if let Some(b) = bodies.get(&c.uid) {
                     uploaded.push(*c);
                     uploads.push(Upload {
-                        data: &b.data,
+                        data: b.data.as_ref(),
                         flags: &c.flags,
                         internaldate: b.internaldate,
                         fp: c.fp,
@@ -834,7 +867,7 @@ async fn sync_mailbox(
                 .await
                 .with_context(|| format!("storing messages on the {} side", to.name()))?;
             crate::fault::step("appended");
-            let bytes: u64 = uploads.iter().map(|u| u.data.len() as u64).sum();
+            let bytes: u64 = uploads.iter().map(|u| u.data.len()).sum();
             res.counts.copied[to.i()] += uploads.len() as u64;
             res.counts.bytes[to.i()] += bytes;
             o.emit(|| SyncEvent::Copied {
@@ -949,6 +982,13 @@ async fn sync_mailbox(
         lock(db)?.write("expunged", |w| w.delete(&ids))?;
     }
     // 5. What each side looks like now, if nothing but our changes happened.
+    if ours.iter().all(OwnChanges::is_empty) {
+        // Nothing changed by us: the scans' states, written with other jobs' in one go.
+        res.deferred = Some((mb, [scans[0].status, scans[1].status]));
+        res.notes
+            .extend(p.notes.iter().map(|n| format!("{}: {n}", job.name)));
+        return Ok(res);
+    }
     let (n0, n1) = {
         let [a, b] = &mut *stores;
         tokio::join!(

@@ -17,8 +17,9 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::engine::{Counts, SyncOptions};
-use super::plan::{Flags, NewMessage, Record, Side};
+use super::engine::{unchanged, Counts, SyncOptions};
+use super::plan::{NewMessage, Record, Side};
+use super::progress::SyncEvent;
 use crate::state::{SideState, StateDb};
 use crate::store::{Scan, Store, TransferMode};
 
@@ -31,6 +32,31 @@ pub struct Replayed {
     pub notes: Vec<String>,
     /// Dry run: the moves and copies that would be made.
     pub planned: Vec<String>,
+    /// The scans taken of the changed mailboxes, by neutral name, for their jobs to reuse.
+    pub prescans: HashMap<String, Prescan>,
+}
+
+/// What the move step read of one changed mailbox pair, handed to its job so that a side the
+/// move step left alone is not scanned a second time.
+#[derive(Debug, Clone)]
+pub struct Prescan {
+    /// Each side's scan, since the saved state, before the move step.
+    pub scans: [Scan; 2],
+    /// The sides the move step changed (moved or copied messages into or out of): their
+    /// scans are stale and the job scans them again.
+    pub touched: [bool; 2],
+}
+
+/// A changed mailbox pair for the move step: neutral name, native names, and each side's
+/// status from the listing (a side whose status shows it unchanged is not opened).
+#[derive(Debug, Clone)]
+pub struct Changed {
+    /// Neutral name.
+    pub name: String,
+    /// Each side's own name.
+    pub native: [String; 2],
+    /// Each side's listed status, when the listing gave one.
+    pub status: [Option<SideState>; 2],
 }
 
 /// One mailbox pair as the move step sees it.
@@ -40,6 +66,7 @@ struct Pair {
     row: Option<i64>,
     records: Vec<Record>,
     scans: Option<[Scan; 2]>,
+    touched: [bool; 2],
 }
 
 /// A planned server-side transfer of one message on side `on`.
@@ -63,7 +90,7 @@ fn lock(db: &Mutex<StateDb>) -> anyhow::Result<std::sync::MutexGuard<'_, StateDb
 pub async fn replay(
     stores: &mut [Box<dyn Store>; 2],
     db: &Mutex<StateDb>,
-    jobs: &[(String, [String; 2])],
+    jobs: &[Changed],
     all: &HashMap<String, [String; 2]>,
     o: &SyncOptions,
     account: &str,
@@ -81,21 +108,22 @@ pub async fn replay(
             .map(|m| (m.name.clone(), m))
             .collect();
         let mut pairs = Vec::new();
-        for (name, native) in jobs {
-            let row = rows.get(name);
+        for j in jobs {
+            let row = rows.get(&j.name);
             pairs.push(Pair {
-                name: name.clone(),
-                native: native.clone(),
+                name: j.name.clone(),
+                native: j.native.clone(),
                 row: row.map(|r| r.id),
                 records: match row {
                     Some(r) => d.records(r.id)?,
                     None => Vec::new(),
                 },
                 scans: None,
+                touched: [false; 2],
             });
         }
         for (name, native) in all {
-            if jobs.iter().any(|(n, _)| n == name) {
+            if jobs.iter().any(|j| &j.name == name) {
                 continue;
             }
             if let Some(r) = rows.get(name) {
@@ -105,21 +133,42 @@ pub async fn replay(
                     row: Some(r.id),
                     records: d.records(r.id)?,
                     scans: None,
+                    touched: [false; 2],
                 });
             }
         }
         (rows, pairs)
     };
-    // 2. Scan the changed pairs, read-only.
-    for p in pairs.iter_mut().take(jobs.len()) {
+    // 2. Scan the changed pairs, read-only; a side the listing shows unchanged is not opened.
+    let tracks = [stores[0].tracks_changes(), stores[1].tracks_changes()];
+    for (p, j) in pairs.iter_mut().zip(jobs) {
         let saved: [SideState; 2] = rows.get(&p.name).map(|r| r.sides).unwrap_or_default();
         let known: [Vec<u32>; 2] =
             [0, 1].map(|s| p.records.iter().filter_map(|r| r.uid[s]).collect());
+        let same: [bool; 2] = [0, 1].map(|s| {
+            rows.contains_key(&p.name)
+                && tracks[s]
+                && unchanged(&saved[s], &j.status[s], tracks[s], o.mode)
+        });
         let (s0, s1) = {
             let [a, b] = &mut *stores;
             tokio::join!(
-                a.open(&p.native[0], &saved[0], &known[0], o.mode, true),
-                b.open(&p.native[1], &saved[1], &known[1], o.mode, true)
+                open_unless(
+                    a.as_mut(),
+                    same[0].then_some(j.status[0]).flatten(),
+                    &p.native[0],
+                    &saved[0],
+                    &known[0],
+                    o
+                ),
+                open_unless(
+                    b.as_mut(),
+                    same[1].then_some(j.status[1]).flatten(),
+                    &p.native[1],
+                    &saved[1],
+                    &known[1],
+                    o
+                )
             )
         };
         let scans: Vec<Scan> = match (s0, s1) {
@@ -149,9 +198,10 @@ pub async fn replay(
             continue;
         }
         if o.dry_run {
+            hide_planned(&mut pairs, &plan, x);
             for t in &plan {
                 out.planned.push(format!(
-                    "{}: {} message UID {} from {} on the {} side (no transfer)",
+                    "{}: {} message UID {} from {} on the {} side{NO_TRANSFER}",
                     pairs[t.target.0].name,
                     if t.mode == TransferMode::Move {
                         "move"
@@ -167,7 +217,73 @@ pub async fn replay(
         }
         execute(stores, db, &mut pairs, &plan, y, o, account, &mut out).await?;
     }
+    for p in pairs.into_iter().take(jobs.len()) {
+        if let Some(scans) = p.scans {
+            out.prescans.insert(
+                p.name,
+                Prescan {
+                    scans,
+                    touched: p.touched,
+                },
+            );
+        }
+    }
     Ok(out)
+}
+
+/// Opens a mailbox read-only for the move scan, unless `listed` (its listed status, given when
+/// it shows the mailbox unchanged since `saved`): then no changes, as an open would find.
+async fn open_unless(
+    store: &mut dyn Store,
+    listed: Option<SideState>,
+    name: &str,
+    saved: &SideState,
+    known: &[u32],
+    o: &SyncOptions,
+) -> anyhow::Result<Scan> {
+    if let Some(status) = listed {
+        return Ok(Scan {
+            status,
+            ..Default::default()
+        });
+    }
+    store.open(name, saved, known, o.mode, true).await
+}
+
+/// Dry run: takes the messages of planned moves and copies out of the scans the jobs reuse,
+/// so that they are listed once, as a move or copy, and not also as copies and expunges.
+fn hide_planned(pairs: &mut [Pair], plan: &[Transfer], x: Side) {
+    for t in plan {
+        let (ai, ri) = t.source;
+        let (bi, ref m) = t.target;
+        if t.mode == TransferMode::Move {
+            if let Some(ux) = pairs[ai].records[ri].uid[x.i()] {
+                if let Some(sc) = pairs[ai].scans.as_mut() {
+                    sc[x.i()].changes.vanished.remove(&ux);
+                }
+            }
+        }
+        if let Some(sc) = pairs[bi].scans.as_mut() {
+            sc[x.i()].changes.new.retain(|n| n.uid != m.uid);
+        }
+    }
+}
+
+/// Ending of a dry run's line for a planned server-side move or copy.
+const NO_TRANSFER: &str = " (no transfer)";
+
+/// `"move"` or `"copy"` when a dry run's planned action is a server-side move or copy.
+pub fn planned_transfer_kind(action: &str) -> Option<&'static str> {
+    if !action.ends_with(NO_TRANSFER) {
+        return None;
+    }
+    if action.contains(": move message UID ") {
+        Some("move")
+    } else if action.contains(": copy message UID ") {
+        Some("copy")
+    } else {
+        None
+    }
 }
 
 /// The unambiguous moves and copies of changes made on side `x`.
@@ -262,7 +378,10 @@ fn match_side(pairs: &[Pair], x: Side, may_move: bool) -> Vec<Transfer> {
 /// Source pair, target pair, mode: what one server command does.
 type GroupKey = (usize, usize, TransferMode);
 
-/// Replays `plan` on side `y`, one server command per (source, target, mode) group.
+/// Replays `plan` on side `y`, one server command per (source, target, mode) group. The
+/// intents of every group are written in one state transaction before the first command and
+/// the results in one after the last (a state write is a disk sync: one per group was the
+/// larger part of a move's cost).
 #[allow(clippy::too_many_arguments)]
 async fn execute(
     stores: &mut [Box<dyn Store>; 2],
@@ -283,43 +402,59 @@ async fn execute(
             None => groups.push((k, vec![t])),
         }
     }
-    for ((ai, bi, mode), items) in groups {
-        if o.stopping() {
-            break;
+    // Target rows for pairs new to the state.
+    for ((_, bi, _), _) in &groups {
+        if pairs[*bi].row.is_none() {
+            let id = lock(db)?.ensure_mailbox(&pairs[*bi].name)?.id;
+            pairs[*bi].row = Some(id);
         }
-        let b_row = match pairs[bi].row {
-            Some(id) => id,
-            None => {
-                let id = lock(db)?.ensure_mailbox(&pairs[bi].name)?.id;
-                pairs[bi].row = Some(id);
-                id
-            }
-        };
-        let since = pairs[bi]
-            .scans
-            .as_ref()
-            .map(|s| s[y.i()].status.uidnext)
-            .unwrap_or(0)
-            .max(1);
-        let src: Vec<(u32, i64, Flags)> = items
-            .iter()
-            .map(|t| {
-                let r = &pairs[ai].records[t.source.1];
-                (r.uid[y.i()].unwrap_or(0), r.id, r.flags.clone())
-            })
-            .collect();
-        // Intent: a pending copy in the target pair, resolved by fingerprint if we die.
-        let ids: Vec<i64> = lock(db)?.write("pending moves", |w| {
-            items
+    }
+    // Intents: a pending copy in the target pair, resolved by fingerprint if we die.
+    let intents: Vec<Vec<i64>> = {
+        let pairs = &*pairs;
+        lock(db)?.write("pending moves", |w| {
+            groups
                 .iter()
-                .zip(&src)
-                .map(|(t, (_, _, flags))| {
-                    let m = &t.target.1;
-                    w.pending_copy(b_row, x, m.uid, flags, &m.fp, None, since)
+                .map(|((ai, bi, _), items)| {
+                    let b_row = pairs[*bi].row.unwrap_or(0);
+                    let since = pairs[*bi]
+                        .scans
+                        .as_ref()
+                        .map(|s| s[y.i()].status.uidnext)
+                        .unwrap_or(0)
+                        .max(1);
+                    items
+                        .iter()
+                        .map(|t| {
+                            let flags = &pairs[*ai].records[t.source.1].flags;
+                            let m = &t.target.1;
+                            w.pending_copy(b_row, x, m.uid, flags, &m.fp, None, since)
+                        })
+                        .collect()
                 })
                 .collect()
-        })?;
-        let uids: Vec<u32> = src.iter().map(|(u, _, _)| *u).collect();
+        })?
+    };
+    // What to record once every command has run: (intent, new UID) and moved-away records.
+    let mut landed: Vec<(i64, u32)> = Vec::new();
+    let mut gone: Vec<i64> = Vec::new();
+    // Intents of groups not attempted (a stop was asked): dropped again.
+    let mut dropped: Vec<i64> = Vec::new();
+    for (((ai, bi, mode), items), ids) in groups.iter().zip(&intents) {
+        let (ai, bi, mode) = (*ai, *bi, *mode);
+        if o.stopping() {
+            dropped.extend(ids);
+            continue;
+        }
+        // Whatever the outcome, the job must look at these mailboxes again on side y.
+        pairs[bi].touched[y.i()] = true;
+        if mode == TransferMode::Move {
+            pairs[ai].touched[y.i()] = true;
+        }
+        let uids: Vec<u32> = items
+            .iter()
+            .map(|t| pairs[ai].records[t.source.1].uid[y.i()].unwrap_or(0))
+            .collect();
         crate::fault::step("move");
         let res = stores[y.i()]
             .transfer(
@@ -329,62 +464,68 @@ async fn execute(
                 mode,
             )
             .await;
+        let verb = if mode == TransferMode::Move {
+            "move"
+        } else {
+            "copy"
+        };
         let new = match res {
             Ok(n) => n,
             Err(e) => {
                 // The pending records make the jobs copy these the ordinary way.
                 out.notes.push(format!(
-                    "{}: server-side {} from {} failed, copying instead: {e:#}",
-                    pairs[bi].name,
-                    if mode == TransferMode::Move {
-                        "move"
-                    } else {
-                        "copy"
-                    },
-                    pairs[ai].name
+                    "{}: server-side {verb} from {} failed, copying instead: {e:#}",
+                    pairs[bi].name, pairs[ai].name
                 ));
                 continue;
             }
         };
         crate::fault::step("moved");
-        lock(db)?.write("moved", |w| {
-            for (id, uid) in ids.iter().zip(&new) {
-                if let Some(u) = uid {
-                    w.copied(*id, y, *u)?;
-                }
-            }
-            if mode == TransferMode::Move {
-                let gone: Vec<i64> = src.iter().map(|(_, id, _)| *id).collect();
-                w.delete(&gone)?;
-            }
-            Ok(())
-        })?;
+        landed.extend(
+            ids.iter()
+                .zip(&new)
+                .filter_map(|(id, uid)| uid.map(|u| (*id, u))),
+        );
+        if mode == TransferMode::Move {
+            gone.extend(items.iter().map(|t| pairs[ai].records[t.source.1].id));
+        }
         let n = items.len() as u64;
         if mode == TransferMode::Move {
             out.counts.moved[y.i()] += n;
         } else {
             out.counts.server_copied[y.i()] += n;
         }
-        let verb = if mode == TransferMode::Move {
-            "moved"
-        } else {
-            "copied"
-        };
-        let note = format!(
-            "{}: {verb} {n} message(s) from {} on the {} side, server-side",
+        o.emit(|| SyncEvent::Transferred {
+            account: account.to_string(),
+            mailbox: pairs[bi].name.clone(),
+            from: pairs[ai].name.clone(),
+            on: y.name(),
+            moved: mode == TransferMode::Move,
+            messages: n,
+        });
+        tracing::info!(
+            target: "twinbox::sync",
+            "{account}: {}: {} {n} message(s) from {} on the {} side, server-side",
             pairs[bi].name,
+            if mode == TransferMode::Move { "moved" } else { "copied" },
             pairs[ai].name,
             y.name()
         );
-        tracing::info!(target: "twinbox::sync", "{account}: {note}");
     }
+    lock(db)?.write("moved", |w| {
+        for (id, uid) in &landed {
+            w.copied(*id, y, *uid)?;
+        }
+        w.delete(&gone)?;
+        w.delete(&dropped)
+    })?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::plan::Fingerprint;
+    use crate::sync::plan::{Fingerprint, Flags};
 
     fn fp(msgid: i64) -> Fingerprint {
         Fingerprint {
@@ -423,6 +564,7 @@ mod tests {
             row: Some(1),
             records,
             scans: Some([Scan::default(), remote]),
+            touched: [false; 2],
         }
     }
 

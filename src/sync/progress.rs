@@ -47,6 +47,22 @@ pub enum SyncEvent {
         /// Bytes in this batch.
         bytes: u64,
     },
+    /// Messages were moved or copied server-side (replaying a move or copy made on the other
+    /// side), and recorded; no body crossed the wire.
+    Transferred {
+        /// Account name.
+        account: String,
+        /// Target mailbox.
+        mailbox: String,
+        /// Source mailbox.
+        from: String,
+        /// `"local"` or `"remote"`: the side the command ran on.
+        on: &'static str,
+        /// A move (the source lost them) rather than a copy.
+        moved: bool,
+        /// Messages moved or copied.
+        messages: u64,
+    },
     /// A mailbox sync ended, successfully when `error` is `None`.
     MailboxEnd {
         /// Account name.

@@ -11,10 +11,11 @@
 //! | `mailbox_start` | `account`, `mailbox` |
 //! | `mailbox_planned` | `account`, `mailbox`, `messages`, `bytes` (to copy, both ways) |
 //! | `copied` | `account`, `mailbox`, `to` (`"local"`/`"remote"`), `messages`, `bytes` (one batch) |
-//! | `mailbox_end` | `account`, `mailbox`, `ok`, `error` (string or `null`), `copied_to_local`, `copied_to_remote`, `bytes`, `flags`, `expunged`, `created` |
+//! | `moved`, `copied_server_side` | `account`, `mailbox` (the target), `from` (the source mailbox), `on` (`"local"`/`"remote"`: the side the server-side command ran on), `messages` (moves or copies made on one side replayed on the other without transfer; not counted in `copied`) |
+//! | `mailbox_end` | `account`, `mailbox`, `ok`, `error` (string or `null`), `copied_to_local`, `copied_to_remote`, `bytes`, `flags`, `expunged`, `created`, `moved`, `copied_server_side` |
 //! | `notice` | `account`, `message` |
-//! | `planned` | `account`, `action` (`--dry-run`: one action that would be taken) |
-//! | `account_end` | `account`, `ok`, `mailboxes`, `opened`, `copied_to_local`, `copied_to_remote`, `bytes`, `flags`, `expunged`, `created`, `seconds`, `stopped`, `failures` (array of `{mailbox, error}`) |
+//! | `planned` | `account`, `action` (`--dry-run`: one action that would be taken; a move or copy replayed server-side is one action, `kind` `"move"`/`"copy"`; others have `kind` `null`) |
+//! | `account_end` | `account`, `ok`, `mailboxes`, `opened`, `copied_to_local`, `copied_to_remote`, `bytes`, `flags`, `expunged`, `created`, `moved`, `copied_server_side` (server-side moves and copies, both sides), `seconds`, `stopped`, `failures` (array of `{mailbox, error}`) |
 //! | `info` | `account`, `message` (daemon state: waiting, push, signals, reconnects) |
 //! | `error` | `account`, `message` (a configuration error too, when `-u machineui` is given) |
 
@@ -71,6 +72,14 @@ fn counts(c: &Counts, v: &mut Value) {
     }
 }
 
+/// `"move"`/`"copy"` for a planned server-side move or copy (see `sync::moves`), else null.
+fn planned_kind(action: &str) -> Value {
+    match crate::sync::planned_transfer_kind(action) {
+        Some(k) => Value::from(k),
+        None => Value::Null,
+    }
+}
+
 impl SyncObserver for MachineUi {
     fn event(&self, e: &SyncEvent) {
         match e {
@@ -100,6 +109,21 @@ impl SyncObserver for MachineUi {
             } => self.emit(
                 "copied",
                 json!({"account": account, "mailbox": mailbox, "to": to, "messages": messages, "bytes": bytes}),
+            ),
+            SyncEvent::Transferred {
+                account,
+                mailbox,
+                from,
+                on,
+                moved,
+                messages,
+            } => self.emit(
+                if *moved {
+                    "moved"
+                } else {
+                    "copied_server_side"
+                },
+                json!({"account": account, "mailbox": mailbox, "from": from, "on": on, "messages": messages}),
             ),
             SyncEvent::MailboxEnd {
                 account,
@@ -133,7 +157,10 @@ impl Ui for MachineUi {
             self.emit("notice", json!({"account": r.account, "message": n}));
         }
         for p in &r.planned {
-            self.emit("planned", json!({"account": r.account, "action": p}));
+            self.emit(
+                "planned",
+                json!({"account": r.account, "action": p, "kind": planned_kind(p)}),
+            );
         }
         let failures: Vec<Value> = r
             .failures

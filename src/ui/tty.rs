@@ -131,6 +131,7 @@ impl SyncObserver for TtyUi {
                     pb.set_message(format!("{done}/{total} msgs"));
                 }
             }
+            SyncEvent::Transferred { .. } => {}
             SyncEvent::MailboxEnd {
                 account,
                 mailbox,

@@ -107,7 +107,7 @@ mod tests {
 
     fn up(flags: &Flags, f: Fingerprint) -> Upload<'_> {
         Upload {
-            data: b"",
+            data: crate::store::BodyRef::Bytes(b""),
             flags,
             internaldate: None,
             fp: f,

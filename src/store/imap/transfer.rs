@@ -66,3 +66,36 @@ impl ImapStore {
         Ok(uids.iter().map(|u| by_source.get(u).copied()).collect())
     }
 }
+
+impl ImapStore {
+    /// Selects `name` without QRESYNC parameters (no changes are read) for acting on a scan
+    /// taken earlier with status `scanned`; fails if UIDVALIDITY changed since.
+    pub(super) async fn reselect_mailbox(
+        &mut self,
+        name: &str,
+        scanned: &crate::state::SideState,
+        read_only: bool,
+    ) -> anyhow::Result<()> {
+        let raw = self.raw(name);
+        self.opened = None;
+        self.claimed.clear();
+        let info = self
+            .session
+            .select(&raw, read_only, None)
+            .await
+            .with_context(|| format!("cannot open mailbox {}", self.spell(name)))?;
+        let uidvalidity = info.uidvalidity.unwrap_or(0);
+        if uidvalidity != scanned.uidvalidity {
+            anyhow::bail!(
+                "UIDVALIDITY of {} changed during the sync ({} -> {uidvalidity}): left to the next run",
+                self.spell(name),
+                scanned.uidvalidity
+            );
+        }
+        self.opened = Some(raw);
+        self.uidvalidity = uidvalidity;
+        // Messages that arrived since the scan are below this: never taken for our appends.
+        self.append_floor = info.uidnext.unwrap_or(0).max(scanned.uidnext);
+        Ok(())
+    }
+}

@@ -31,6 +31,7 @@ use crate::state::SideState;
 use crate::sync::plan::{FlagAction, NewMessage};
 
 mod admin;
+pub mod body;
 pub mod dovecot;
 pub mod filename;
 pub mod keywords;
@@ -258,7 +259,7 @@ impl Store for MaildirStore {
             let data = {
                 let f = self.folder_mut()?;
                 let Some(m) = f.msgs.get(uid) else { continue };
-                match std::fs::read(f.path_of(m)) {
+                match body::read_body(&f.path_of(m)) {
                     Ok(d) => Some(d),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                     Err(e) => {
@@ -278,7 +279,7 @@ impl Store for MaildirStore {
                         .ok_or_else(|| anyhow::anyhow!("internal: no Maildir folder open"))?;
                     scan::rescan(map, f, &reads)?;
                     let Some(m) = f.msgs.get(uid) else { continue };
-                    match std::fs::read(f.path_of(m)) {
+                    match body::read_body(&f.path_of(m)) {
                         Ok(d) => d,
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                         Err(e) => {
@@ -296,7 +297,7 @@ impl Store for MaildirStore {
                 .unwrap_or(0);
             sink(Body {
                 uid: *uid,
-                data: scan::to_crlf(data),
+                data,
                 internaldate: Some(InternalDate {
                     unix: date,
                     offset: 0,

@@ -100,32 +100,39 @@ fn fingerprint(path: &Path, unique: &str) -> std::io::Result<Fingerprint> {
     let meta = f.metadata()?;
     let date = meta.mtime();
     let known = filename::virtual_size(unique);
-    let mut data = Vec::new();
-    if known.is_some() {
-        // Only the header is needed.
-        let mut buf = [0u8; 16384];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            data.extend_from_slice(&buf[..n]);
-            if data.windows(2).any(|w| w == b"\n\n")
-                || data.windows(4).any(|w| w == b"\r\n\r\n")
-                || data.len() > 4 << 20
+    // The header is kept (for the Message-ID); the rest is only counted, in chunks, when
+    // the file name does not give the size.
+    let mut head = Vec::new();
+    let mut in_head = true;
+    let mut count = super::body::CrlfCount::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        count.feed(&buf[..n]);
+        if in_head {
+            let from = head.len().saturating_sub(3);
+            head.extend_from_slice(&buf[..n]);
+            let tail = &head[from..];
+            if tail.windows(2).any(|w| w == b"\n\n")
+                || tail.windows(4).any(|w| w == b"\r\n\r\n")
+                || head.len() > 4 << 20
             {
-                break;
+                in_head = false;
             }
         }
-    } else {
-        f.read_to_end(&mut data)?;
+        if !in_head && known.is_some() {
+            break;
+        }
     }
     let size = match known {
         Some(s) => s,
-        None => crlf_len(&data) as u64,
+        None => count.crlf,
     };
     Ok(Fingerprint {
-        msgid: message_id_hash(&data),
+        msgid: message_id_hash(&head),
         size: u32::try_from(size).unwrap_or(u32::MAX),
         date,
     })

@@ -48,7 +48,7 @@ async fn uids_follow_files_through_renames() {
     // Served with CRLF.
     let mut got = Vec::new();
     s.fetch(&[1], &mut |b| {
-        got = b.data;
+        got = b.data.to_vec()?;
         Ok(())
     })
     .await
@@ -57,7 +57,7 @@ async fn uids_follow_files_through_renames() {
     // We append one (flagged, with a keyword), and set flags on the delivered one.
     let f = flags(&["\\Seen", "$Label1"]);
     let up = Upload {
-        data: b"Message-ID: <c@d>\r\n\r\nhi\r\n",
+        data: crate::store::BodyRef::Bytes(b"Message-ID: <c@d>\r\n\r\nhi\r\n"),
         flags: &f,
         internaldate: None,
         fp: Fingerprint::default(),

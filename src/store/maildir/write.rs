@@ -9,14 +9,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
+use super::body::crlf_len;
 use super::filename::{self, letters_for};
 use super::keywords::Keywords;
 use super::layout::sync_dir;
-use super::scan::{crlf_len, find_file, Folder};
+use super::scan::{find_file, Folder};
 use super::uidmap::MsgRow;
 use super::MaildirStore;
 use crate::store::fingerprint::message_id_hash;
-use crate::store::Upload;
+use crate::store::{BodyRef, Upload};
 use crate::sync::plan::{Fingerprint, FlagAction, Flags};
 
 /// Gives every keyword of `flags` a letter where one is free; saves the table first if it
@@ -40,7 +41,10 @@ pub(super) fn assign_keywords(f: &mut Folder, flags: &Flags, fsync: bool) -> any
     Ok(())
 }
 
-fn write_file(path: &Path, data: &[u8], mtime: i64, fsync: bool) -> anyhow::Result<()> {
+/// The most of a large message's start read to find its Message-ID (as the scan does).
+const HEAD_MAX: usize = 4 << 20;
+
+fn write_file(path: &Path, data: BodyRef<'_>, mtime: i64, fsync: bool) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -48,7 +52,8 @@ fn write_file(path: &Path, data: &[u8], mtime: i64, fsync: bool) -> anyhow::Resu
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))?;
-    file.write_all(data)
+    // A spooled body goes over in chunks, never whole in memory.
+    data.for_each_chunk(|c| file.write_all(c))
         .with_context(|| format!("cannot write {}", path.display()))?;
     let t = if mtime >= 0 {
         UNIX_EPOCH + Duration::from_secs(mtime as u64)
@@ -82,8 +87,16 @@ impl MaildirStore {
         for m in messages {
             assign_keywords(f, m.flags, fsync)?;
             let (letters, _) = letters_for(m.flags, &f.keywords, "");
-            let size = crlf_len(m.data);
-            let unique = filename::new_unique(m.data.len(), size);
+            let size = crlf_len(m.data).context("cannot read a spooled message")?;
+            let unique = filename::new_unique(
+                usize::try_from(m.data.len()).unwrap_or(usize::MAX),
+                usize::try_from(size).unwrap_or(usize::MAX),
+            );
+            let msgid = message_id_hash(
+                &m.data
+                    .head(HEAD_MAX)
+                    .context("cannot read a spooled message")?,
+            );
             let date = m.internaldate.map(|d| d.unix).unwrap_or_else(|| {
                 SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -115,7 +128,7 @@ impl MaildirStore {
                 flags: m.flags.clone(),
                 modseq: next,
                 fp: Fingerprint {
-                    msgid: message_id_hash(m.data),
+                    msgid,
                     size: u32::try_from(size).unwrap_or(u32::MAX),
                     date,
                 },
