@@ -260,6 +260,11 @@ fn fuzz<S: Strategy<Value = Script>>(name: &str, strategy: S) {
     let mut runner = proptest::test_runner::TestRunner::new(config());
     let r = runner.run(&strategy, |script| {
         run_case(script);
+        // Long runs (`TWINBOX_FUZZ_CASES=20000`) show they are moving.
+        let n = DEPTH[0].load(Ordering::SeqCst);
+        if n.is_multiple_of(2000) {
+            eprintln!("{name}: {n} executions so far");
+        }
         Ok(())
     });
     if let Err(e) = r {

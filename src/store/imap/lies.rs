@@ -116,3 +116,20 @@ pub(super) fn lie(mailbox: &str, lie: Lie) -> anyhow::Error {
         lie,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lie_names_the_mailbox_and_downcasts() {
+        let e = lie("Lists/rust", Lie::VanishedButPresent { uid: 7 }).context("remote");
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("\"Lists/rust\"") && text.contains("UID 7, which the server still has"),
+            "{text}"
+        );
+        let typed = e.downcast_ref::<ServerLie>().expect("typed");
+        assert_eq!(typed.lie, Lie::VanishedButPresent { uid: 7 });
+    }
+}

@@ -114,19 +114,11 @@ impl ImapStore {
                 )
             })
         };
+        // The changes a QRESYNC SELECT reports come with its own UIDNEXT.
         if let Some(e) = info
             .changed
             .iter()
-            .find_map(|m| (uidnext_seen != 0 && m.uid >= uidnext_seen).then_some(m.uid))
-            .map(|uid| {
-                lie(
-                    name,
-                    Lie::UnannouncedUid {
-                        uid,
-                        uidnext: uidnext_seen,
-                    },
-                )
-            })
+            .find_map(|m| unannounced(m.uid, exists_mark))
         {
             return Err(e);
         }
