@@ -73,6 +73,15 @@ fn moves_on_either_side_are_replayed_without_transfer() {
     let listed = format!("{}{}", dry.stdout, dry.stderr);
     // Listed as moves; the one into Filed is not: a dry run creates no folder to move into.
     assert_eq!(listed.matches("move message UID").count(), 3, "{dry}");
+    // ... and only as moves: no copy into Archive or INBOX, no expunge but the one of the
+    // message whose move (into the folder not created yet) is not replayed.
+    assert!(!listed.contains("Archive: copy"), "{dry}");
+    assert!(!listed.contains("INBOX: copy"), "{dry}");
+    assert_eq!(listed.matches(": expunge ").count(), 1, "{dry}");
+    assert!(
+        listed.contains("INBOX: expunge 1 message(s) on the local side"),
+        "{dry}"
+    );
     let (r0, l0) = (count(&bed.remote), count(&bed.local));
     let run = bed.sync();
     let s = run.summary();
@@ -294,4 +303,60 @@ fn moves_between_imap_and_native_maildir() {
     assert_eq!(copied(&again), (0, 0), "{again}");
     assert!(again.contains("0 expunged"), "{again}");
     bed.assert_same(&["INBOX", "Archive"]);
+}
+
+/// A user files every message of a folder into Archive, then deletes the folder, on one
+/// side. The moves are replayed on the other side (the messages end up in Archive exactly
+/// once on both sides, nothing is copied); the deleted folder is handled as any deleted
+/// folder (kept on the other side with a notice, never recreated), now without the filed
+/// messages: no duplicate survives in it.
+fn move_out_of_a_deleted_mailbox(delete_local: bool) {
+    let bed = SyncBed::imap();
+    let old = sample_messages(203, 3);
+    bed.remote.seed("Old", &old, &[]).expect("seed");
+    let (_, archive) = synced(&bed);
+    let (gone, kept) = if delete_local {
+        (&bed.local, &bed.remote)
+    } else {
+        (&bed.remote, &bed.local)
+    };
+    for m in &old {
+        move_on(gone, "Old", m, "Archive");
+    }
+    gone.delete_mailbox("Old").expect("delete");
+    let run = bed.sync();
+    assert!(run.ok(), "{run}");
+    let s = run.summary();
+    assert_eq!((s.to_local, s.to_remote), (0, 0), "transferred:\n{run}");
+    assert!(run.stdout.contains("moved 3"), "{run}");
+    let side = if delete_local { "local" } else { "remote" };
+    assert!(
+        run.stderr
+            .contains(&format!("Old: deleted on the {side} side")),
+        "no notice:\n{run}"
+    );
+    for _ in 0..2 {
+        let (l, r) = bed.snapshots();
+        assert_eq!(l["Archive"], r["Archive"]);
+        assert_eq!(l["INBOX"], r["INBOX"]);
+        let mut want: Vec<_> = archive.iter().map(|m| msg(m, &["\\Seen"])).collect();
+        want.extend(old.iter().map(|m| msg(m, &[])));
+        want.sort();
+        assert_eq!(r["Archive"], want);
+        assert!(!gone.mailboxes().expect("list").contains(&"Old".to_string()));
+        assert_eq!(kept.messages("Old").expect("messages"), vec![]);
+        // A second run changes nothing.
+        let again = bed.sync();
+        assert_eq!(again.summary().changes(), 0, "{again}");
+    }
+}
+
+#[test]
+fn a_move_out_of_a_mailbox_deleted_on_the_remote_side() {
+    move_out_of_a_deleted_mailbox(false);
+}
+
+#[test]
+fn a_move_out_of_a_mailbox_deleted_on_the_local_side() {
+    move_out_of_a_deleted_mailbox(true);
 }

@@ -57,6 +57,10 @@ pub struct Changed {
     pub native: [String; 2],
     /// Each side's listed status, when the listing gave one.
     pub status: [Option<SideState>; 2],
+    /// The side this mailbox was deleted on since the last sync (it is kept on the other):
+    /// its recorded messages there count as vanished, so the ones moved elsewhere before
+    /// the deletion are moved there on the other side too, not copied again.
+    pub deleted: Option<Side>,
 }
 
 /// One mailbox pair as the move step sees it.
@@ -67,6 +71,8 @@ struct Pair {
     records: Vec<Record>,
     scans: Option<[Scan; 2]>,
     touched: [bool; 2],
+    /// Deleted on one side: only a source of moves, never a target.
+    deleted: bool,
 }
 
 /// A planned server-side transfer of one message on side `on`.
@@ -120,6 +126,7 @@ pub async fn replay(
                 },
                 scans: None,
                 touched: [false; 2],
+                deleted: j.deleted.is_some(),
             });
         }
         for (name, native) in all {
@@ -134,6 +141,7 @@ pub async fn replay(
                     records: d.records(r.id)?,
                     scans: None,
                     touched: [false; 2],
+                    deleted: false,
                 });
             }
         }
@@ -150,6 +158,30 @@ pub async fn replay(
                 && tracks[s]
                 && unchanged(&saved[s], &j.status[s], tracks[s], o.mode)
         });
+        if let Some(x) = j.deleted {
+            let y = x.other();
+            let scan = stores[y.i()]
+                .open(&p.native[y.i()], &saved[y.i()], &known[y.i()], o.mode, true)
+                .await;
+            match scan {
+                Ok(sy) if !sy.changes.uidvalidity_changed => {
+                    let mut sx = Scan {
+                        status: saved[x.i()],
+                        ..Default::default()
+                    };
+                    sx.changes.vanished = known[x.i()].iter().copied().collect();
+                    let mut sc = [Scan::default(), Scan::default()];
+                    sc[x.i()] = sx;
+                    sc[y.i()] = sy;
+                    p.scans = Some(sc);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(target: "twinbox::sync", "{}: not scanned for moves: {e:#}", p.name)
+                }
+            }
+            continue;
+        }
         let (s0, s1) = {
             let [a, b] = &mut *stores;
             tokio::join!(
@@ -217,7 +249,7 @@ pub async fn replay(
         }
         execute(stores, db, &mut pairs, &plan, y, o, account, &mut out).await?;
     }
-    for p in pairs.into_iter().take(jobs.len()) {
+    for p in pairs.into_iter().take(jobs.len()).filter(|p| !p.deleted) {
         if let Some(scans) = p.scans {
             out.prescans.insert(
                 p.name,
@@ -324,7 +356,7 @@ fn match_side(pairs: &[Pair], x: Side, may_move: bool) -> Vec<Transfer> {
                 vanished.entry(r.fp.msgid).or_default().push((pi, ri));
             }
         }
-        if let Some(sc) = &p.scans {
+        if let Some(sc) = p.scans.as_ref().filter(|_| !p.deleted) {
             let known: std::collections::HashSet<u32> =
                 p.records.iter().filter_map(|r| r.uid[x.i()]).collect();
             for m in &sc[x.i()].changes.new {
@@ -565,6 +597,7 @@ mod tests {
             records,
             scans: Some([Scan::default(), remote]),
             touched: [false; 2],
+            deleted: false,
         }
     }
 
