@@ -160,10 +160,11 @@ fn copies_are_replayed_server_side() {
     assert_eq!(snap["Archive"].len(), 3);
 }
 
-/// Two different messages with one Message-ID, both moved, and a message without
-/// Message-ID moved: no guess, they are transferred the ordinary way, exactly once each.
+/// Two different messages with one Message-ID, both moved: no guess, they are transferred
+/// the ordinary way, exactly once each. A message without Message-ID moved too is matched
+/// by size and date, confirmed by its header block, and moved.
 #[test]
-fn ambiguous_or_unidentified_moves_fall_back_to_transfer() {
+fn ambiguous_moves_fall_back_to_transfer() {
     let bed = SyncBed::imap();
     let twin_a = b"Message-ID: <same@x>\r\nSubject: a\r\n\r\nfirst\r\n".to_vec();
     let twin_b = b"Message-ID: <same@x>\r\nSubject: b\r\n\r\nsecond\r\n".to_vec();
@@ -181,9 +182,13 @@ fn ambiguous_or_unidentified_moves_fall_back_to_transfer() {
     for m in [&twin_a, &twin_b, &anon] {
         move_on(&bed.remote, "INBOX", m, "Archive");
     }
+    let r0 = count(&bed.remote);
     let run = bed.sync();
     let s = run.summary();
-    assert_eq!((s.to_local, s.expunged), (3, 3), "{run}");
+    assert_eq!((s.to_local, s.expunged), (2, 2), "{run}");
+    assert!(run.stdout.contains("moved 1"), "{run}");
+    let rc = commands_after(&bed.remote, r0);
+    assert!(rc.iter().any(|c| c.contains("BODY.PEEK[HEADER]")), "{rc:?}");
     let snap = bed.assert_converged();
     assert!(snap["INBOX"].is_empty());
     let mut want = vec![msg(&twin_a, &[]), msg(&twin_b, &[]), msg(&anon, &[])];
@@ -359,4 +364,55 @@ fn a_move_out_of_a_mailbox_deleted_on_the_remote_side() {
 #[test]
 fn a_move_out_of_a_mailbox_deleted_on_the_local_side() {
     move_out_of_a_deleted_mailbox(true);
+}
+
+/// Delivers `raw` into `mailbox` of `side` as a Maildir file whose mtime (dovecot's
+/// INTERNALDATE for it) is `date`, so two messages can share size and date.
+fn deliver_dated(side: &ImapSide, mailbox: &str, raw: &[u8], date: std::time::SystemTime) {
+    use std::os::unix::fs::MetadataExt;
+    let out = side
+        .dovecot
+        .doveadm(&["mailbox", "path", "-u", &side.user, &side.native(mailbox)])
+        .expect("mailbox path");
+    let dir = std::path::PathBuf::from(String::from_utf8_lossy(&out).trim());
+    let owner = std::fs::metadata(dir.join("cur")).expect("cur");
+    let base = format!("1700000000.Mdated{}.twinbox", sha(raw));
+    let tmp = dir.join("tmp").join(&base);
+    std::fs::write(&tmp, raw).expect("write");
+    let f = std::fs::File::options()
+        .write(true)
+        .open(&tmp)
+        .expect("open");
+    f.set_modified(date).expect("mtime");
+    drop(f);
+    std::os::unix::fs::chown(&tmp, Some(owner.uid()), Some(owner.gid())).expect("chown");
+    std::fs::rename(&tmp, dir.join("cur").join(format!("{base}:2,"))).expect("deliver");
+}
+
+/// A message without Message-ID expunged from INBOX and a different one (another header,
+/// same size, same INTERNALDATE) new in Archive on the remote side: size and date match,
+/// but the header blocks differ, so nothing is moved: the new message is transferred and
+/// the old one expunged, as without move matching.
+#[test]
+fn a_size_and_date_match_with_another_header_is_not_a_move() {
+    let bed = SyncBed::imap();
+    let old = b"Subject: aaaa\r\n\r\nthe same body\r\n".to_vec();
+    let new = b"Subject: bbbb\r\n\r\nthe same body\r\n".to_vec();
+    let date = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+    bed.remote.create_mailbox("Archive").expect("create");
+    deliver_dated(&bed.remote, "INBOX", &old, date);
+    bed.sync();
+    bed.assert_converged();
+    bed.remote.expunge("INBOX", &sha(&old)).expect("expunge");
+    deliver_dated(&bed.remote, "Archive", &new, date);
+    let r0 = count(&bed.remote);
+    let run = bed.sync();
+    let s = run.summary();
+    assert_eq!((s.to_local, s.expunged), (1, 1), "{run}");
+    assert!(!run.stdout.contains("moved"), "{run}");
+    let rc = commands_after(&bed.remote, r0);
+    assert!(rc.iter().any(|c| c.contains("BODY.PEEK[HEADER]")), "{rc:?}");
+    let snap = bed.assert_converged();
+    assert!(snap["INBOX"].is_empty());
+    assert_eq!(snap["Archive"], vec![msg(&new, &[])]);
 }

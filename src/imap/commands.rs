@@ -36,6 +36,8 @@ pub struct FetchItems {
     pub body: bool,
     /// `BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]`.
     pub message_id: bool,
+    /// `BODY.PEEK[HEADER]`, the whole header block.
+    pub header: bool,
 }
 
 /// The QRESYNC parameters of a SELECT (RFC 7162 §3.2.5).
@@ -176,6 +178,7 @@ pub fn fetched_from(seq: u32, items: &[MessageDataItem<'_>]) -> FetchedMessage {
                 match section {
                     None => m.body = bytes,
                     Some(Section::HeaderFields(..)) => m.header_fields = bytes,
+                    Some(Section::Header(None)) => m.header = bytes,
                     _ => {}
                 }
             }
@@ -540,6 +543,13 @@ impl Session {
                 .map_err(|_| ImapError::Protocol("internal: header field".into()))?;
             names.push(MessageDataItemName::BodyExt {
                 section: Some(Section::HeaderFields(None, Vec1::from(field))),
+                partial: None,
+                peek: true,
+            });
+        }
+        if items.header {
+            names.push(MessageDataItemName::BodyExt {
+                section: Some(Section::Header(None)),
                 partial: None,
                 peek: true,
             });

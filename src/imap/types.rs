@@ -151,6 +151,8 @@ pub struct FetchedMessage {
     pub body: Option<Vec<u8>>,
     /// Requested header fields (`BODY[HEADER.FIELDS (...)]`), raw.
     pub header_fields: Option<Vec<u8>>,
+    /// The header block (`BODY[HEADER]`), raw.
+    pub header: Option<Vec<u8>>,
 }
 
 /// A message to APPEND.

@@ -590,6 +590,14 @@ impl Store for ImapStore {
         true
     }
 
+    async fn headers(
+        &mut self,
+        mailbox: &str,
+        uids: &[u32],
+    ) -> anyhow::Result<HashMap<u32, Vec<u8>>> {
+        self.header_blocks(mailbox, uids).await
+    }
+
     async fn reselect(
         &mut self,
         name: &str,
