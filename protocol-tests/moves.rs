@@ -416,3 +416,35 @@ fn a_size_and_date_match_with_another_header_is_not_a_move() {
     assert!(snap["INBOX"].is_empty());
     assert_eq!(snap["Archive"], vec![msg(&new, &[])]);
 }
+
+/// machineui reports replayed moves as `moved` events (not `copied`), and counts them in
+/// `account_end`.
+#[test]
+fn machineui_reports_moves() {
+    let bed = SyncBed::imap();
+    let (inbox, _) = synced(&bed);
+    move_on(&bed.remote, "INBOX", &inbox[0], "Archive");
+    move_on(&bed.remote, "INBOX", &inbox[1], "Archive");
+    let run = bed.run_with(&["-u", "machineui"], &[]);
+    assert!(run.ok(), "{run}");
+    let events: Vec<serde_json::Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let of = |kind: &str| -> Vec<&serde_json::Value> {
+        events.iter().filter(|e| e["event"] == kind).collect()
+    };
+    let moved = of("moved");
+    assert_eq!(moved.len(), 1, "{run}");
+    assert_eq!(moved[0]["mailbox"], "Archive");
+    assert_eq!(moved[0]["from"], "INBOX");
+    assert_eq!(moved[0]["on"], "local");
+    assert_eq!(moved[0]["messages"], 2);
+    assert!(of("copied").is_empty(), "{run}");
+    let end = of("account_end");
+    assert_eq!(end[0]["moved"], 2, "{run}");
+    assert_eq!(end[0]["copied_to_local"], 0, "{run}");
+    let snap = bed.assert_converged();
+    assert_eq!(snap["Archive"].len(), 4);
+}
