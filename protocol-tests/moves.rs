@@ -448,3 +448,86 @@ fn machineui_reports_moves() {
     let snap = bed.assert_converged();
     assert_eq!(snap["Archive"].len(), 4);
 }
+
+/// At every step of a sync replaying moves (the move scan, the moves, the jobs that reuse
+/// the move scan of the side that made the moves), another client saves a message on each
+/// side, sets a flag and expunges a message on the remote side: nothing is lost or
+/// duplicated, and the next run brings both sides to the same result.
+#[test]
+fn changes_during_a_move_sync_at_every_step() {
+    let bed = SyncBed::imap();
+    let (inbox, archive) = synced(&bed);
+    let extra = sample_messages(204, 2);
+    move_on(&bed.remote, "INBOX", &inbox[0], "Archive");
+    move_on(&bed.remote, "INBOX", &inbox[1], "Archive");
+    move_on(&bed.local, "Archive", &archive[1], "INBOX");
+    let (x, y) = (bed.dir.path().join("x.eml"), bed.dir.path().join("y.eml"));
+    std::fs::write(&x, &extra[0]).expect("write");
+    std::fs::write(&y, &extra[1]).expect("write");
+    let doveadm = |side: &ImapSide, args: String| {
+        format!(
+            "/usr/bin/doveadm -c '{}' {args}",
+            side.dovecot.config_path().display()
+        )
+    };
+    let (r, l) = (&bed.remote, &bed.local);
+    let u3 = r.uid_of("INBOX", &sha(&inbox[3])).expect("uid");
+    let u4 = r.uid_of("INBOX", &sha(&inbox[4])).expect("uid");
+    let cmd = [
+        doveadm(
+            r,
+            format!("save -u {} -m Archive < '{}'", r.user, x.display()),
+        ),
+        doveadm(
+            l,
+            format!("save -u {} -m INBOX < '{}'", l.user, y.display()),
+        ),
+        doveadm(
+            r,
+            format!("flags add -u {} '$Hook' mailbox INBOX uid {u3}", r.user),
+        ),
+        doveadm(r, format!("expunge -u {} mailbox INBOX uid {u4}", r.user)),
+    ]
+    .join(" && ");
+    let want: Snapshot = {
+        let mut s = bed.remote.snapshot().expect("snapshot");
+        let moved = msg(&archive[1], &["\\Seen"]);
+        let a = s.entry("Archive".into()).or_default();
+        a.retain(|m| *m != moved);
+        a.push(msg(&extra[0], &[]));
+        let i = s.entry("INBOX".into()).or_default();
+        i.push(moved);
+        i.push(msg(&extra[1], &[]));
+        i.retain(|m| m.sha256 != sha(&inbox[4]));
+        for m in i.iter_mut().filter(|m| m.sha256 == sha(&inbox[3])) {
+            m.flags.push("$Hook".into());
+            m.flags.sort();
+        }
+        for v in s.values_mut() {
+            v.sort();
+        }
+        s
+    };
+    bed.checkpoint("moved");
+    let mut n = 1;
+    loop {
+        bed.restore("moved");
+        let n_s = n.to_string();
+        let run = bed.run_with(
+            &["-1"],
+            &[("TWINBOX_HOOK_AT", &n_s), ("TWINBOX_HOOK_CMD", &cmd)],
+        );
+        assert!(run.ok(), "step {n}: {run}");
+        if !run.stderr.contains("running the test hook") {
+            assert!(n > 3, "suspiciously few steps ({n}):\n{run}");
+            break;
+        }
+        assert!(!run.stderr.contains("hook failed"), "{run}");
+        let again = bed.sync();
+        let got = bed.assert_converged();
+        assert_eq!(got, want, "step {n}:\n{run}\n{again}");
+        n += 1;
+        assert!(n < 100, "no run completed");
+    }
+    eprintln!("changed behind the sync's back at each of {} steps", n - 1);
+}
