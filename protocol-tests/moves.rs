@@ -531,3 +531,38 @@ fn changes_during_a_move_sync_at_every_step() {
     }
     eprintln!("changed behind the sync's back at each of {} steps", n - 1);
 }
+
+/// Cyrus IMAP 3.6 as the local side: moves made on the dovecot side are replayed there
+/// with UID MOVE (Cyrus's COPYUID gives the new UIDs); nothing is copied and a second run
+/// changes nothing.
+#[test]
+fn moves_are_replayed_on_cyrus() {
+    use twinbox::testbed::{Cyrus, CyrusOptions};
+    let cy = std::sync::Arc::new(Cyrus::start(CyrusOptions::default()).expect("Cyrus"));
+    let (opts, repo) = crate::namespaces::login(cy.host(), cy.port(), "alice", "any");
+    let side = crate::namespaces_side::NsSide {
+        opts,
+        prefix: cy.prefix(),
+        sep: cy.separator(),
+        repo,
+        label: format!("cyrus on port {}", cy.port()),
+    };
+    let bed = SyncBed::new(crate::namespaces::plain_remote(), side);
+    let inbox = sample_messages(205, 5);
+    bed.remote.seed("INBOX", &inbox, &[]).expect("seed");
+    bed.remote.create_mailbox("Archive").expect("create");
+    bed.sync();
+    bed.assert_converged();
+    move_on(&bed.remote, "INBOX", &inbox[0], "Archive");
+    move_on(&bed.remote, "INBOX", &inbox[1], "Archive");
+    let run = bed.sync();
+    let s = run.summary();
+    assert_eq!((s.to_local, s.to_remote), (0, 0), "transferred:\n{run}");
+    assert!(run.stdout.contains("moved 2"), "{run}");
+    let snap = bed.assert_converged();
+    assert_eq!(snap["INBOX"].len(), 3);
+    let mut want = vec![msg(&inbox[0], &[]), msg(&inbox[1], &[])];
+    want.sort();
+    assert_eq!(snap["Archive"], want);
+    drop(cy);
+}
