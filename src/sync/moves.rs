@@ -4,15 +4,20 @@
 //! on the other side by the server itself (no body crosses the wire); a new message whose
 //! fingerprint matches exactly one message the other side holds elsewhere is copied there.
 //!
-//! Crash safety rests on the pending-copy records of the state: the intent (a record in B
-//! with the source UID and the target's UIDNEXT) is written before the server command, and
-//! resolved after it. A run killed in between finds the moved message among the target's
-//! new UIDs by fingerprint (the planner's pending-copy match) and the source record gone on
-//! both sides, so each message ends up exactly once.
+//! Crash safety rests on the pending-copy records of the state: the intents (a record in B
+//! with the source UID and the target's UIDNEXT) of all the moves are written, in one
+//! transaction, before the first server command, and resolved, in one, after the last. A
+//! run killed in between finds each moved message among its target's new UIDs by
+//! fingerprint (the planner's pending-copy match) and the source record gone on both sides,
+//! so each message ends up exactly once; a move not yet made when the run was killed is
+//! then done by the jobs as an ordinary copy and expunge (correct, but transferred).
 //!
-//! Only unambiguous matches are replayed: a Message-ID must be present, and the fingerprint
-//! unique among the side's vanished, new and (for copies) recorded messages; everything
-//! else is left to the ordinary per-mailbox transfer.
+//! Only unambiguous matches are replayed: the identity (the Message-ID hash, or without one
+//! size and INTERNALDATE, then confirmed by equal header blocks) must be unique among the
+//! side's vanished, new and (for copies) recorded messages; everything else is left to the
+//! ordinary per-mailbox transfer. A mailbox deleted on one side since the last sync is a
+//! source of moves too (its messages count as vanished there). The scans taken here are
+//! handed to the jobs ([`super::reuse`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
