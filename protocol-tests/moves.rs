@@ -271,15 +271,18 @@ fn abort_at_every_step_of_a_fallback_move_converges() {
 fn moves_between_imap_and_native_maildir() {
     use crate::maildir_bed::{copied, Bed, Engine, LOCAL, REMOTE};
     let bed = Bed::new(Engine::Native, '/');
-    let msgs = sample_messages(301, 5);
+    let mut msgs = sample_messages(301, 5);
+    // A message without Message-ID: matched by size and date, confirmed by its header
+    // block read from the server and from the Maildir.
+    msgs.push(b"Subject: no id\r\n\r\nanonymous\r\n".to_vec());
     bed.dv
         .seed_mailbox(REMOTE, "INBOX", &msgs, &["\\Seen"])
         .expect("seed");
     bed.dv.create_mailbox(REMOTE, "Archive").expect("create");
     bed.sync();
     bed.assert_same(&["INBOX", "Archive"]);
-    // Remote: two messages filed into Archive.
-    for uid in [1, 2] {
+    // Remote: three messages filed into Archive.
+    for uid in [1, 2, 6] {
         bed.dv
             .move_message(REMOTE, "INBOX", uid, "Archive")
             .expect("move");
@@ -300,9 +303,9 @@ fn moves_between_imap_and_native_maildir() {
     bed.fix_owner();
     let out = bed.sync();
     assert_eq!(copied(&out), (0, 0), "moves were transferred:\n{out}");
-    assert!(out.contains("moved 3"), "{out}");
+    assert!(out.contains("moved 4"), "{out}");
     bed.assert_same(&["INBOX", "Archive"]);
-    assert_eq!(bed.messages(LOCAL, "Archive").len(), 3);
+    assert_eq!(bed.messages(LOCAL, "Archive").len(), 4);
     assert_eq!(bed.messages(LOCAL, "INBOX").len(), 2);
     let again = bed.sync();
     assert_eq!(copied(&again), (0, 0), "{again}");
