@@ -177,11 +177,11 @@ fn scenario(bed: &SyncBed<NsSide>, prefix: &str, sep: char) {
     );
 }
 
-fn plain_remote() -> ImapSide {
+pub(crate) fn plain_remote() -> ImapSide {
     ImapSide::new(start_dovecot(DovecotOptions::default().tls(false)), "alice")
 }
 
-fn login(host: &str, port: u16, user: &str, pass: &str) -> (ConnectOptions, String) {
+pub(crate) fn login(host: &str, port: u16, user: &str, pass: &str) -> (ConnectOptions, String) {
     let mut o = ConnectOptions::tcp(host, port, Security::Plain);
     o.user = Some(user.into());
     o.password = Some(Password::new(pass));

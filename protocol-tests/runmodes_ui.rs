@@ -77,6 +77,7 @@ fn machineui_emits_one_documented_json_object_per_line() {
             ),
             "notice" | "info" | "error" => has(v, &["message"]),
             "planned" => has(v, &["action"]),
+            "moved" | "copied_server_side" => has(v, &["mailbox", "from", "on", "messages"]),
             other => panic!("undocumented event {other}: {v}"),
         }
     }

@@ -37,6 +37,8 @@ pub struct FetchItems {
     pub body: bool,
     /// `BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]`.
     pub message_id: bool,
+    /// `BODY.PEEK[HEADER]`, the whole header block.
+    pub header: bool,
 }
 
 /// The QRESYNC parameters of a SELECT (RFC 7162 §3.2.5).
@@ -191,6 +193,12 @@ pub fn fetched_from_spooled(
                     // A header block too large for memory: its start is enough.
                     Some(Section::HeaderFields(..)) => {
                         m.header_fields = match spooled {
+                            Some(sp) => sp.head(4 << 20).ok(),
+                            None => bytes,
+                        }
+                    }
+                    Some(Section::Header(None)) => {
+                        m.header = match spooled {
                             Some(sp) => sp.head(4 << 20).ok(),
                             None => bytes,
                         }
@@ -654,6 +662,13 @@ impl Session {
                 .map_err(|_| ImapError::Protocol("internal: header field".into()))?;
             names.push(MessageDataItemName::BodyExt {
                 section: Some(Section::HeaderFields(None, Vec1::from(field))),
+                partial: None,
+                peek: true,
+            });
+        }
+        if items.header {
+            names.push(MessageDataItemName::BodyExt {
+                section: Some(Section::Header(None)),
                 partial: None,
                 peek: true,
             });

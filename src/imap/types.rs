@@ -153,6 +153,8 @@ pub struct FetchedMessage {
     pub body_spool: Option<super::spool::Spool>,
     /// Requested header fields (`BODY[HEADER.FIELDS (...)]`), raw.
     pub header_fields: Option<Vec<u8>>,
+    /// The header block (`BODY[HEADER]`), raw.
+    pub header: Option<Vec<u8>>,
 }
 
 impl FetchedMessage {

@@ -59,6 +59,7 @@ const NEW_ITEMS: FetchItems = FetchItems {
     size: true,
     body: false,
     message_id: true,
+    header: false,
 };
 
 /// The new messages (UID at or above `from_uid`) among `got`, by UID, once each.
@@ -626,6 +627,14 @@ impl Store for ImapStore {
 
     fn can_reselect(&self) -> bool {
         true
+    }
+
+    async fn headers(
+        &mut self,
+        mailbox: &str,
+        uids: &[u32],
+    ) -> anyhow::Result<HashMap<u32, Vec<u8>>> {
+        self.header_blocks(mailbox, uids).await
     }
 
     async fn reselect(

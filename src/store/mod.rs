@@ -219,6 +219,21 @@ pub trait Store: Send {
         anyhow::bail!("{}: server-side moves are not supported", self.describe())
     }
 
+    /// The header blocks of messages of a mailbox, by UID (a message gone is absent), to
+    /// tell apart messages without Message-ID before a server-side move. Leaves no mailbox
+    /// open.
+    async fn headers(
+        &mut self,
+        mailbox: &str,
+        uids: &[u32],
+    ) -> anyhow::Result<std::collections::HashMap<u32, Vec<u8>>> {
+        let _ = (mailbox, uids);
+        anyhow::bail!(
+            "{}: reading header blocks is not supported",
+            self.describe()
+        )
+    }
+
     /// Whether [`Store::reselect`] works here: a scan taken by [`Store::open`] (on this or
     /// another connection) can then be acted on after a plain re-selection.
     fn can_reselect(&self) -> bool {

@@ -363,6 +363,8 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
     let mut jobs = Vec::new();
     let mut all_native: HashMap<String, [String; 2]> = HashMap::new();
     let mut may_have_grown = false;
+    // Mailboxes deleted on one side since the last sync (kept on the other).
+    let mut deleted: Vec<super::moves::Changed> = Vec::new();
     for (name, infos) in &by_name {
         if !wanted(name) {
             continue;
@@ -386,6 +388,17 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                         continue;
                     }
                     if saved.contains_key(name) {
+                        if let Some(m) = other {
+                            // Its messages may have been moved out before it was deleted.
+                            let mut native = [String::new(), String::new()];
+                            native[s.other().i()] = m.name.clone();
+                            deleted.push(super::moves::Changed {
+                                name: name.clone(),
+                                native,
+                                status: [None, None],
+                                deleted: Some(s),
+                            });
+                        }
                         report.notices.push(format!(
                             "{name}: deleted on the {} side since the last sync; not recreated there and not deleted on the {} side (delete it there, or run `twinbox delete` to forget it)",
                             s.name(),
@@ -480,7 +493,7 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         });
     }
     report.opened = jobs.len();
-    if may_have_grown && !jobs.is_empty() && all_native.len() >= 2 {
+    if may_have_grown && !jobs.is_empty() && all_native.len() + deleted.len() >= 2 {
         // Moves and copies between mailboxes show only across mailboxes: match them first.
         let list: Vec<super::moves::Changed> = jobs
             .iter()
@@ -488,7 +501,9 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                 name: j.name.clone(),
                 native: j.native.clone(),
                 status: j.status,
+                deleted: None,
             })
+            .chain(deleted)
             .collect();
         match super::moves::replay(&mut stores, &db, &list, &all_native, o, &a.name).await {
             Ok(mut r) => {

@@ -4,21 +4,26 @@
 //! on the other side by the server itself (no body crosses the wire); a new message whose
 //! fingerprint matches exactly one message the other side holds elsewhere is copied there.
 //!
-//! Crash safety rests on the pending-copy records of the state: the intent (a record in B
-//! with the source UID and the target's UIDNEXT) is written before the server command, and
-//! resolved after it. A run killed in between finds the moved message among the target's
-//! new UIDs by fingerprint (the planner's pending-copy match) and the source record gone on
-//! both sides, so each message ends up exactly once.
+//! Crash safety rests on the pending-copy records of the state: the intents (a record in B
+//! with the source UID and the target's UIDNEXT) of all the moves are written, in one
+//! transaction, before the first server command, and resolved, in one, after the last. A
+//! run killed in between finds each moved message among its target's new UIDs by
+//! fingerprint (the planner's pending-copy match) and the source record gone on both sides,
+//! so each message ends up exactly once; a move not yet made when the run was killed is
+//! then done by the jobs as an ordinary copy and expunge (correct, but transferred).
 //!
-//! Only unambiguous matches are replayed: a Message-ID must be present, and the fingerprint
-//! unique among the side's vanished, new and (for copies) recorded messages; everything
-//! else is left to the ordinary per-mailbox transfer.
+//! Only unambiguous matches are replayed: the identity (the Message-ID hash, or without one
+//! size and INTERNALDATE, then confirmed by equal header blocks) must be unique among the
+//! side's vanished, new and (for copies) recorded messages; everything else is left to the
+//! ordinary per-mailbox transfer. A mailbox deleted on one side since the last sync is a
+//! source of moves too (its messages count as vanished there). The scans taken here are
+//! handed to the jobs ([`super::reuse`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::engine::{unchanged, Counts, SyncOptions};
-use super::plan::{NewMessage, Record, Side};
+use super::plan::{Fingerprint, NewMessage, Record, Side};
 use super::progress::SyncEvent;
 use crate::state::{SideState, StateDb};
 use crate::store::{Scan, Store, TransferMode};
@@ -57,6 +62,10 @@ pub struct Changed {
     pub native: [String; 2],
     /// Each side's listed status, when the listing gave one.
     pub status: [Option<SideState>; 2],
+    /// The side this mailbox was deleted on since the last sync (it is kept on the other):
+    /// its recorded messages there count as vanished, so the ones moved elsewhere before
+    /// the deletion are moved there on the other side too, not copied again.
+    pub deleted: Option<Side>,
 }
 
 /// One mailbox pair as the move step sees it.
@@ -67,6 +76,8 @@ struct Pair {
     records: Vec<Record>,
     scans: Option<[Scan; 2]>,
     touched: [bool; 2],
+    /// Deleted on one side: only a source of moves, never a target.
+    deleted: bool,
 }
 
 /// A planned server-side transfer of one message on side `on`.
@@ -77,6 +88,8 @@ struct Transfer {
     source: (usize, usize),
     /// Target pair index and the new message there (on the other side).
     target: (usize, NewMessage),
+    /// Matched without Message-ID: to be confirmed by comparing header blocks.
+    verify: bool,
 }
 
 fn lock(db: &Mutex<StateDb>) -> anyhow::Result<std::sync::MutexGuard<'_, StateDb>> {
@@ -120,6 +133,7 @@ pub async fn replay(
                 },
                 scans: None,
                 touched: [false; 2],
+                deleted: j.deleted.is_some(),
             });
         }
         for (name, native) in all {
@@ -134,6 +148,7 @@ pub async fn replay(
                     records: d.records(r.id)?,
                     scans: None,
                     touched: [false; 2],
+                    deleted: false,
                 });
             }
         }
@@ -150,6 +165,30 @@ pub async fn replay(
                 && tracks[s]
                 && unchanged(&saved[s], &j.status[s], tracks[s], o.mode)
         });
+        if let Some(x) = j.deleted {
+            let y = x.other();
+            let scan = stores[y.i()]
+                .open(&p.native[y.i()], &saved[y.i()], &known[y.i()], o.mode, true)
+                .await;
+            match scan {
+                Ok(sy) if !sy.changes.uidvalidity_changed => {
+                    let mut sx = Scan {
+                        status: saved[x.i()],
+                        ..Default::default()
+                    };
+                    sx.changes.vanished = known[x.i()].iter().copied().collect();
+                    let mut sc = [Scan::default(), Scan::default()];
+                    sc[x.i()] = sx;
+                    sc[y.i()] = sy;
+                    p.scans = Some(sc);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(target: "twinbox::sync", "{}: not scanned for moves: {e:#}", p.name)
+                }
+            }
+            continue;
+        }
         let (s0, s1) = {
             let [a, b] = &mut *stores;
             tokio::join!(
@@ -193,7 +232,10 @@ pub async fn replay(
         let may_move = o.policy.propagate_expunge
             && o.restrictions.expunge[y.i()]
             && o.restrictions.sync_deletes[x.i()];
-        let plan = match_side(&pairs, x, may_move);
+        let mut plan = match_side(&pairs, x, may_move);
+        if plan.iter().any(|t| t.verify) {
+            plan = confirm_by_headers(stores, &pairs, plan, x).await;
+        }
         if plan.is_empty() {
             continue;
         }
@@ -217,7 +259,7 @@ pub async fn replay(
         }
         execute(stores, db, &mut pairs, &plan, y, o, account, &mut out).await?;
     }
-    for p in pairs.into_iter().take(jobs.len()) {
+    for p in pairs.into_iter().take(jobs.len()).filter(|p| !p.deleted) {
         if let Some(scans) = p.scans {
             out.prescans.insert(
                 p.name,
@@ -269,6 +311,75 @@ fn hide_planned(pairs: &mut [Pair], plan: &[Transfer], x: Side) {
     }
 }
 
+/// Keeps the matches made without Message-ID only where the header block of the new
+/// message on side `x` equals that of the source's twin on the other side (the vanished
+/// message itself is gone from `x`, its twin is not). A header that cannot be read drops
+/// the match: the message is then transferred the ordinary way.
+async fn confirm_by_headers(
+    stores: &mut [Box<dyn Store>; 2],
+    pairs: &[Pair],
+    plan: Vec<Transfer>,
+    x: Side,
+) -> Vec<Transfer> {
+    let y = x.other();
+    // UIDs to read per (side, pair).
+    let mut wanted: HashMap<(Side, usize), Vec<u32>> = HashMap::new();
+    for t in plan.iter().filter(|t| t.verify) {
+        let (ai, ri) = t.source;
+        if let Some(u) = pairs[ai].records[ri].uid[y.i()] {
+            wanted.entry((y, ai)).or_default().push(u);
+        }
+        wanted
+            .entry((x, t.target.0))
+            .or_default()
+            .push(t.target.1.uid);
+    }
+    let mut hashes: HashMap<(Side, usize, u32), [u8; 32]> = HashMap::new();
+    for ((side, pi), uids) in wanted {
+        match stores[side.i()]
+            .headers(&pairs[pi].native[side.i()], &uids)
+            .await
+        {
+            Ok(h) => {
+                for (uid, block) in h {
+                    hashes.insert((side, pi, uid), header_hash(&block));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(target: "twinbox::sync", "{}: headers not read on the {} side: {e:#}", pairs[pi].name, side.name())
+            }
+        }
+    }
+    plan.into_iter()
+        .filter(|t| {
+            if !t.verify {
+                return true;
+            }
+            let (ai, ri) = t.source;
+            let src = pairs[ai].records[ri].uid[y.i()]
+                .and_then(|u| hashes.get(&(y, ai, u)));
+            let dst = hashes.get(&(x, t.target.0, t.target.1.uid));
+            let same = src.is_some() && src == dst;
+            if !same {
+                tracing::debug!(target: "twinbox::sync", "{}: UID {} matches a message of {} by size and date only, and its header differs: transferred instead", pairs[t.target.0].name, t.target.1.uid, pairs[ai].name);
+            }
+            same
+        })
+        .collect()
+}
+
+/// SHA-256 of a header block, line endings normalised (CRLF and LF alike).
+fn header_hash(block: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for line in block.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        h.update(line);
+        h.update(b"\n");
+    }
+    h.finalize().into()
+}
+
 /// Ending of a dry run's line for a planned server-side move or copy.
 const NO_TRANSFER: &str = " (no transfer)";
 
@@ -286,24 +397,37 @@ pub fn planned_transfer_kind(action: &str) -> Option<&'static str> {
     }
 }
 
-/// The unambiguous moves and copies of changes made on side `x`.
+/// What move matching groups messages by: the Message-ID hash, or for a message without
+/// one its size and INTERNALDATE (such a match must be confirmed by the header block).
+type MatchKey = (i64, u32, i64);
+
+fn match_key(fp: &Fingerprint) -> MatchKey {
+    if fp.msgid != 0 {
+        (fp.msgid, 0, 0)
+    } else {
+        (0, fp.size, fp.date)
+    }
+}
+
+/// The unambiguous moves and copies of changes made on side `x`. A match of messages
+/// without Message-ID comes back with `verify` set.
 fn match_side(pairs: &[Pair], x: Side, may_move: bool) -> Vec<Transfer> {
     let y = x.other();
-    // Candidates by Message-ID hash.
-    let mut vanished: HashMap<i64, Vec<(usize, usize)>> = HashMap::new();
-    let mut held: HashMap<i64, Vec<(usize, usize)>> = HashMap::new();
-    let mut news: HashMap<i64, Vec<(usize, &NewMessage)>> = HashMap::new();
-    // Message-IDs a pair already has a say on (records, new on y): leave those to the planner.
-    let mut local_ids: Vec<std::collections::HashSet<i64>> = Vec::new();
+    // Candidates by identity key.
+    let mut vanished: HashMap<MatchKey, Vec<(usize, usize)>> = HashMap::new();
+    let mut held: HashMap<MatchKey, Vec<(usize, usize)>> = HashMap::new();
+    let mut news: HashMap<MatchKey, Vec<(usize, &NewMessage)>> = HashMap::new();
+    // Identities a pair already has a say on (records, new on y): leave those to the planner.
+    let mut local_ids: Vec<std::collections::HashSet<MatchKey>> = Vec::new();
     for (pi, p) in pairs.iter().enumerate() {
-        let mut ids: std::collections::HashSet<i64> =
-            p.records.iter().map(|r| r.fp.msgid).collect();
+        let mut ids: std::collections::HashSet<MatchKey> =
+            p.records.iter().map(|r| match_key(&r.fp)).collect();
         if let Some(sc) = &p.scans {
-            ids.extend(sc[y.i()].changes.new.iter().map(|m| m.fp.msgid));
+            ids.extend(sc[y.i()].changes.new.iter().map(|m| match_key(&m.fp)));
         }
         local_ids.push(ids);
         for (ri, r) in p.records.iter().enumerate() {
-            if r.fp.msgid == 0 || r.pending_since.is_some() {
+            if r.pending_since.is_some() || (r.fp.msgid == 0 && r.fp.size == 0) {
                 continue;
             }
             let (Some(ux), Some(uy)) = (r.uid[x.i()], r.uid[y.i()]) else {
@@ -319,17 +443,17 @@ fn match_side(pairs: &[Pair], x: Side, may_move: bool) -> Vec<Transfer> {
             if gone_y {
                 continue;
             }
-            held.entry(r.fp.msgid).or_default().push((pi, ri));
+            held.entry(match_key(&r.fp)).or_default().push((pi, ri));
             if gone_x {
-                vanished.entry(r.fp.msgid).or_default().push((pi, ri));
+                vanished.entry(match_key(&r.fp)).or_default().push((pi, ri));
             }
         }
-        if let Some(sc) = &p.scans {
+        if let Some(sc) = p.scans.as_ref().filter(|_| !p.deleted) {
             let known: std::collections::HashSet<u32> =
                 p.records.iter().filter_map(|r| r.uid[x.i()]).collect();
             for m in &sc[x.i()].changes.new {
-                if m.fp.msgid != 0 && !known.contains(&m.uid) {
-                    news.entry(m.fp.msgid).or_default().push((pi, m));
+                if (m.fp.msgid != 0 || m.fp.size != 0) && !known.contains(&m.uid) {
+                    news.entry(match_key(&m.fp)).or_default().push((pi, m));
                 }
             }
         }
@@ -369,6 +493,7 @@ fn match_side(pairs: &[Pair], x: Side, may_move: bool) -> Vec<Transfer> {
             mode,
             source: (ai, ri),
             target: (*bi, (*m).clone()),
+            verify: id.0 == 0,
         });
     }
     out.sort_by_key(|t| (t.source.0, t.target.0, t.target.1.uid));
@@ -525,7 +650,7 @@ async fn execute(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::plan::{Fingerprint, Flags};
+    use crate::sync::plan::Flags;
 
     fn fp(msgid: i64) -> Fingerprint {
         Fingerprint {
@@ -565,13 +690,14 @@ mod tests {
             records,
             scans: Some([Scan::default(), remote]),
             touched: [false; 2],
+            deleted: false,
         }
     }
 
     #[test]
     fn a_unique_move_is_matched_and_ambiguity_is_not_guessed() {
         // Remote: 11 (msgid 1) moved A -> B; 12 and 13 (both msgid 2) moved A -> B;
-        // 14 (no Message-ID) moved A -> B; 15 (msgid 5) copied A -> B.
+        // 14 (no Message-ID, unique size and date) moved A -> B; 15 (msgid 5) copied A -> B.
         let a = pair(
             "A",
             vec![
@@ -592,14 +718,22 @@ mod tests {
         );
         let pairs = [a, b];
         let got = match_side(&pairs, Side::Remote, true);
-        let mut got: Vec<(TransferMode, i64, u32)> = got
+        let mut got: Vec<(TransferMode, i64, u32, bool)> = got
             .iter()
-            .map(|t| (t.mode, pairs[0].records[t.source.1].id, t.target.1.uid))
+            .map(|t| {
+                let id = pairs[0].records[t.source.1].id;
+                (t.mode, id, t.target.1.uid, t.verify)
+            })
             .collect();
         got.sort_by_key(|g| g.1);
+        // The one without Message-ID is matched by size and date, to be confirmed.
         assert_eq!(
             got,
-            vec![(TransferMode::Move, 1, 1), (TransferMode::Copy, 5, 5)]
+            vec![
+                (TransferMode::Move, 1, 1, false),
+                (TransferMode::Move, 4, 4, true),
+                (TransferMode::Copy, 5, 5, false)
+            ]
         );
         // Without expunges allowed the vanished source is not moved (nor copied).
         let got = match_side(&pairs, Side::Remote, false);
@@ -607,6 +741,16 @@ mod tests {
         assert_eq!(got[0].mode, TransferMode::Copy);
         // Changes on the local side: nothing to match.
         assert!(match_side(&pairs, Side::Local, true).is_empty());
+    }
+
+    #[test]
+    fn header_hash_ignores_line_endings_only() {
+        let crlf = b"Subject: a\r\nFrom: b\r\n\r\n";
+        assert_eq!(header_hash(crlf), header_hash(b"Subject: a\nFrom: b\n\n"));
+        assert_ne!(
+            header_hash(crlf),
+            header_hash(b"Subject: b\r\nFrom: b\r\n\r\n")
+        );
     }
 
     #[test]

@@ -99,3 +99,40 @@ impl ImapStore {
         Ok(())
     }
 }
+
+impl ImapStore {
+    /// The header blocks of `uids` in `mailbox` (examined read-only; leaves no mailbox
+    /// open), by UID; a message gone meanwhile is absent.
+    pub(super) async fn header_blocks(
+        &mut self,
+        mailbox: &str,
+        uids: &[u32],
+    ) -> anyhow::Result<HashMap<u32, Vec<u8>>> {
+        let mut out = HashMap::new();
+        if uids.is_empty() {
+            return Ok(out);
+        }
+        let raw = self.raw(mailbox);
+        self.opened = None;
+        self.claimed.clear();
+        self.session
+            .select(&raw, true, None)
+            .await
+            .with_context(|| format!("cannot open mailbox {}", self.spell(mailbox)))?;
+        let items = crate::imap::commands::FetchItems {
+            header: true,
+            ..Default::default()
+        };
+        self.session
+            .uid_fetch(&uid_set(uids), items, None, false, &mut |m| {
+                if let Some(h) = m.header {
+                    if uids.contains(&m.uid) {
+                        out.insert(m.uid, h);
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(out)
+    }
+}

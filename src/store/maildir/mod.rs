@@ -348,6 +348,14 @@ impl Store for MaildirStore {
         !self.opts.dry_run
     }
 
+    async fn headers(
+        &mut self,
+        mailbox: &str,
+        uids: &[u32],
+    ) -> anyhow::Result<std::collections::HashMap<u32, Vec<u8>>> {
+        self.header_blocks(mailbox, uids)
+    }
+
     async fn transfer(
         &mut self,
         from: &str,

@@ -132,3 +132,48 @@ impl MaildirStore {
         Ok(out)
     }
 }
+
+impl MaildirStore {
+    /// The header blocks (up to the first empty line) of the messages `uids` of folder
+    /// `name`, by UID; a message gone is absent.
+    pub(super) fn header_blocks(
+        &mut self,
+        name: &str,
+        uids: &[u32],
+    ) -> anyhow::Result<std::collections::HashMap<u32, Vec<u8>>> {
+        self.open = None;
+        let (f, _) = self.load_fresh(name)?;
+        let mut out = std::collections::HashMap::new();
+        for uid in uids {
+            let Some(m) = f.msgs.get(uid) else { continue };
+            let mut path = f.path_of(m);
+            if !path.exists() {
+                match find_file(&f.dir, &m.unique)? {
+                    Some((n, file)) => path = f.dir.join(if n { "new" } else { "cur" }).join(file),
+                    None => continue,
+                }
+            }
+            let data = match std::fs::read(&path) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            };
+            let mut end = data.len();
+            let mut at = 0;
+            while at < data.len() {
+                let line_end = data[at..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .map_or(data.len(), |p| at + p + 1);
+                let line = &data[at..line_end];
+                if line == b"\n" || line == b"\r\n" {
+                    end = line_end;
+                    break;
+                }
+                at = line_end;
+            }
+            out.insert(*uid, data[..end].to_vec());
+        }
+        Ok(out)
+    }
+}
