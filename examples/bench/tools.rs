@@ -256,11 +256,36 @@ pub fn run(setup: &Setup) -> Result<RunCost> {
         .spawn()
         .with_context(|| format!("starting {}", setup.argv[0]))?;
     let pid = child.id() as libc::pid_t;
+    // `ru_maxrss` from wait4 is no use here: at exec the kernel records the replaced memory
+    // map's peak, and a spawned child's is the bench's own (the bench holds the corpus, so
+    // every row read as the bench's size). The tool's own peak: VmHWM, sampled until it
+    // exits, and reported by twinbox itself at exit (`vmhwm` in its HOME).
+    let _ = fs::remove_file(setup.dir.join("vmhwm"));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut peak = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(kb) = vmhwm_kb(&format!("/proc/{pid}/status")) {
+                    peak = peak.max(kb);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        })
+    };
     let mut status = 0;
     // SAFETY: rusage is plain data; wait4 fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let wall = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sampled = sampler.join().unwrap_or(0);
+    let reported = fs::read_to_string(setup.dir.join("vmhwm"))
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .unwrap_or(0);
     if r != pid {
         bail!("wait4 failed: {}", std::io::Error::last_os_error());
     }
@@ -275,8 +300,18 @@ pub fn run(setup: &Setup) -> Result<RunCost> {
     }
     Ok(RunCost {
         wall,
-        maxrss_kb: usage.ru_maxrss as u64,
+        maxrss_kb: match sampled.max(reported) {
+            0 => usage.ru_maxrss as u64,
+            kb => kb,
+        },
     })
+}
+
+/// `VmHWM` (peak resident set, kB) from a `/proc/PID/status` file.
+pub fn vmhwm_kb(path: &str) -> Option<u64> {
+    let text = fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// Installs the peers' Debian packages that are missing (`apt-get install -y`).
