@@ -493,7 +493,14 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
         });
     }
     report.opened = jobs.len();
-    if may_have_grown && !jobs.is_empty() && all_native.len() + deleted.len() >= 2 {
+    // A move or a copy has a source among the messages already synced: on a first sync
+    // there is none, and the move scan would only hold every mailbox's listing in memory
+    // at once (at 100,000 messages, most of the run's peak).
+    let synced_before = saved
+        .values()
+        .any(|r| r.sides.iter().any(|s| s.uidvalidity != 0));
+    if may_have_grown && synced_before && !jobs.is_empty() && all_native.len() + deleted.len() >= 2
+    {
         // Moves and copies between mailboxes show only across mailboxes: match them first.
         let list: Vec<super::moves::Changed> = jobs
             .iter()
@@ -565,7 +572,8 @@ pub async fn sync_account(a: &AccountSpec) -> anyhow::Result<AccountReport> {
                     account: a.name.clone(),
                     mailbox: job.name.clone(),
                 });
-                let res = sync_mailbox(st, &db, &job, &a.options, &a.name).await;
+                let mut job = job;
+                let res = sync_mailbox(st, &db, &mut job, &a.options, &a.name).await;
                 let failed = res.is_err();
                 a.options.emit(|| SyncEvent::MailboxEnd {
                     account: a.name.clone(),
@@ -709,7 +717,7 @@ fn describe_plan(name: &str, p: &Plan) -> Vec<String> {
 async fn sync_mailbox(
     stores: &mut [Box<dyn Store>; 2],
     db: &Mutex<StateDb>,
-    job: &Job,
+    job: &mut Job,
     o: &SyncOptions,
     account: &str,
 ) -> anyhow::Result<MailboxResult> {
@@ -743,9 +751,13 @@ async fn sync_mailbox(
     let known: [Vec<u32>; 2] = [0, 1].map(|s| records.iter().filter_map(|r| r.uid[s]).collect());
     let ro = o.restrictions.read_only;
     let read_only = [o.dry_run || ro[0], o.dry_run || ro[1]];
-    let mut opened = super::reuse::open_pair(
+    // The move step's scans are moved, not copied: at 10,000 new messages a scan is a few MB.
+    let super::reuse::Opened {
+        scans,
+        mut unselected,
+    } = super::reuse::open_pair(
         stores,
-        job.prescan.as_ref(),
+        job.prescan.take(),
         &job.native,
         &row.sides,
         &known,
@@ -753,7 +765,6 @@ async fn sync_mailbox(
         read_only,
     )
     .await?;
-    let scans = opened.scans.clone();
     for s in Side::BOTH {
         if scans[s.i()].changes.uidvalidity_changed {
             let msg = format!(
@@ -786,7 +797,7 @@ async fn sync_mailbox(
         res.planned = describe_plan(&job.name, &p);
         return Ok(res);
     }
-    super::reuse::select_for(stores, &mut opened, &p, &job.native, read_only).await?;
+    super::reuse::select_for(stores, &scans, &mut unselected, &p, &job.native, read_only).await?;
     let mb = row.id;
     o.emit(|| SyncEvent::MailboxPlanned {
         account: account.to_string(),

@@ -25,24 +25,28 @@ pub(super) struct Opened {
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn open_pair(
     stores: &mut [Box<dyn Store>; 2],
-    prescan: Option<&super::moves::Prescan>,
+    prescan: Option<super::moves::Prescan>,
     native: &[String; 2],
     saved: &[SideState; 2],
     known: &[Vec<u32>; 2],
     mode: ScanMode,
     read_only: [bool; 2],
 ) -> anyhow::Result<Opened> {
-    let reuse: [Option<&Scan>; 2] = [0, 1].map(|i| {
-        prescan
-            .filter(|p| !p.touched[i] && p.scans[i].status.uidnext != 0 && stores[i].can_reselect())
-            .map(|p| &p.scans[i])
+    let mut prescan = prescan;
+    let reuse: [Option<Scan>; 2] = [0, 1].map(|i| match prescan.as_mut() {
+        Some(p) if !p.touched[i] && p.scans[i].status.uidnext != 0 && stores[i].can_reselect() => {
+            Some(std::mem::take(&mut p.scans[i]))
+        }
+        _ => None,
     });
+    let unselected = reuse.each_ref().map(Option::is_some);
+    let [reuse0, reuse1] = reuse;
     let (s0, s1) = {
         let [a, b] = &mut *stores;
         tokio::join!(
             open_side(
                 a.as_mut(),
-                reuse[0],
+                reuse0,
                 &native[0],
                 &saved[0],
                 &known[0],
@@ -51,7 +55,7 @@ pub(super) async fn open_pair(
             ),
             open_side(
                 b.as_mut(),
-                reuse[1],
+                reuse1,
                 &native[1],
                 &saved[1],
                 &known[1],
@@ -65,13 +69,13 @@ pub(super) async fn open_pair(
             anyhow::Context::context(s0, "local")?,
             anyhow::Context::context(s1, "remote")?,
         ],
-        unselected: reuse.map(|r| r.is_some()),
+        unselected,
     })
 }
 
 async fn open_side(
     store: &mut dyn Store,
-    reuse: Option<&Scan>,
+    reuse: Option<Scan>,
     name: &str,
     saved: &SideState,
     known: &[u32],
@@ -79,7 +83,7 @@ async fn open_side(
     read_only: bool,
 ) -> anyhow::Result<Scan> {
     match reuse {
-        Some(s) => Ok(s.clone()),
+        Some(s) => Ok(s),
         None => store.open(name, saved, known, mode, read_only).await,
     }
 }
@@ -95,19 +99,20 @@ fn acts_on(p: &Plan, s: Side) -> bool {
 /// the plan acts.
 pub(super) async fn select_for(
     stores: &mut [Box<dyn Store>; 2],
-    opened: &mut Opened,
+    scans: &[Scan; 2],
+    unselected: &mut [bool; 2],
     p: &Plan,
     native: &[String; 2],
     read_only: [bool; 2],
 ) -> anyhow::Result<()> {
     for s in Side::BOTH {
         let i = s.i();
-        if opened.unselected[i] && acts_on(p, s) {
+        if unselected[i] && acts_on(p, s) {
             stores[i]
-                .reselect(&native[i], &opened.scans[i].status, read_only[i])
+                .reselect(&native[i], &scans[i].status, read_only[i])
                 .await
                 .map_err(|e| e.context(s.name()))?;
-            opened.unselected[i] = false;
+            unselected[i] = false;
         }
     }
     Ok(())
