@@ -57,6 +57,8 @@ pub struct Row {
     pub noop: Option<Measure>,
     pub incr: Option<Measure>,
     pub noop_big: Option<Measure>,
+    /// The first sync of the ×scale corpus (less dominated by fixed costs than the first).
+    pub first_big: Option<Measure>,
     pub error: Option<String>,
 }
 
@@ -154,7 +156,10 @@ fn bench(p: &Params) -> Result<()> {
         } else if p.scale > 1 {
             let mut big = Row::default();
             match phases(tool, p, p.messages * p.scale, false, &mut big, &mut None) {
-                Ok(()) => row.noop_big = big.noop,
+                Ok(()) => {
+                    row.noop_big = big.noop;
+                    row.first_big = big.first;
+                }
                 Err(e) => {
                     eprintln!("   failed at ×{}: {e:#}", p.scale);
                     row.error = Some(format!("×{}: {e:#}", p.scale));

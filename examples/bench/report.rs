@@ -76,10 +76,10 @@ pub fn markdown(
     s.push_str(
         "| tool | first sync s | first bytes ↓/↑ | no-op s | no-op bytes ↓/↑ | no-op cmds | \
          incremental s | incr. bytes ↓/↑ | incr. cmds | no-op ×scale s | ×scale bytes ↓/↑ | \
-         peak RSS MB | check |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         first sync ×scale s | peak RSS MB | check |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
-        let rss = [r.first, r.noop, r.incr, r.noop_big]
+        let rss = [r.first, r.noop, r.incr, r.noop_big, r.first_big]
             .iter()
             .flatten()
             .map(|m| m.rss_kb)
@@ -87,7 +87,7 @@ pub fn markdown(
             .unwrap_or(0);
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} |",
             r.label,
             secs(r.first),
             bytes(r.first),
@@ -99,6 +99,7 @@ pub fn markdown(
             cmds(r.incr),
             secs(r.noop_big),
             bytes(r.noop_big),
+            secs(r.first_big),
             rss as f64 / 1024.0,
             match &r.error {
                 None => "ok".to_string(),
@@ -115,7 +116,8 @@ pub fn markdown(
          offlineimap3/twinbox ≥ 4):\n\n\
          | twinbox row | no-op / mbsync | no-op / interimap | no-op bytes / LIST-STATUS | \
          no-op ×scale / no-op | incr. bytes / interimap | first: mbsync / twinbox | \
-         first: offlineimap3 / twinbox |\n|---|---|---|---|---|---|---|---|\n",
+         first: offlineimap3 / twinbox | first ×scale: mbsync / twinbox | \
+         first ×scale: offlineimap3 / twinbox |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows.iter().filter(|r| r.label.starts_with("twinbox")) {
         let z = r.label.ends_with("+COMPRESS");
@@ -130,7 +132,7 @@ pub fn markdown(
         let total = |m: Option<Measure>| m.map(|m| (m.net.up + m.net.down) as f64);
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.label,
             ratio(wall(r.noop), mbsync.and_then(|m| wall(m.noop))),
             ratio(wall(r.noop), inter.and_then(|m| wall(m.noop))),
@@ -139,6 +141,8 @@ pub fn markdown(
             ratio(total(r.incr), inter.and_then(|m| total(m.incr))),
             ratio(mbsync.and_then(|m| wall(m.first)), wall(r.first)),
             ratio(offlineimap.and_then(|m| wall(m.first)), wall(r.first)),
+            ratio(mbsync.and_then(|m| wall(m.first_big)), wall(r.first_big)),
+            ratio(offlineimap.and_then(|m| wall(m.first_big)), wall(r.first_big)),
         );
     }
     s
