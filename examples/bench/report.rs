@@ -142,7 +142,10 @@ pub fn markdown(
             ratio(mbsync.and_then(|m| wall(m.first)), wall(r.first)),
             ratio(offlineimap.and_then(|m| wall(m.first)), wall(r.first)),
             ratio(mbsync.and_then(|m| wall(m.first_big)), wall(r.first_big)),
-            ratio(offlineimap.and_then(|m| wall(m.first_big)), wall(r.first_big)),
+            ratio(
+                offlineimap.and_then(|m| wall(m.first_big)),
+                wall(r.first_big)
+            ),
         );
     }
     s
