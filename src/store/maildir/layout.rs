@@ -165,7 +165,9 @@ impl Layout {
     /// Makes the folder's Maildir (and parents).
     pub fn create(&self, name: &str, fsync: bool) -> anyhow::Result<PathBuf> {
         let p = self.path(name)?;
-        for d in RESERVED {
+        // `cur/` last: it is what makes a directory a Maildir ([`is_maildir`]), so a run
+        // killed half-way leaves no folder that lacks `tmp/` or `new/`.
+        for d in ["tmp", "new", "cur"] {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -180,6 +182,25 @@ impl Layout {
         }
         Ok(p)
     }
+}
+
+/// Creates whichever of a Maildir folder's `tmp/`, `new/` and `cur/` is missing.
+pub fn complete_maildir(p: &Path, fsync: bool) -> anyhow::Result<()> {
+    let mut made = false;
+    for d in RESERVED {
+        let sub = p.join(d);
+        if !sub.is_dir() {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&sub)
+                .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", sub.display()))?;
+            made = true;
+        }
+    }
+    if made && fsync {
+        sync_dir(p)?;
+    }
+    Ok(())
 }
 
 /// Whether `p` is a Maildir (has `cur/`).
@@ -211,6 +232,20 @@ pub fn sync_dir(dir: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_folder_with_cur_only_is_completed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("half");
+        std::fs::create_dir_all(p.join("cur")).expect("mkdir");
+        assert!(is_maildir(&p));
+        complete_maildir(&p, true).expect("complete");
+        for d in RESERVED {
+            assert!(p.join(d).is_dir(), "{d}");
+        }
+        // Nothing to do the second time.
+        complete_maildir(&p, false).expect("again");
+    }
 
     #[test]
     fn paths_and_listing() {

@@ -84,6 +84,11 @@ impl MaildirStore {
         let next = f.row.modseq + 1;
         let mut rows = Vec::new();
         let mut dirs = HashSet::new();
+        if !messages.is_empty() {
+            // A folder with `cur/` only (a run killed while creating it, or made by hand)
+            // still takes mail.
+            super::layout::complete_maildir(&f.dir, fsync)?;
+        }
         for m in messages {
             assign_keywords(f, m.flags, fsync)?;
             let (letters, _) = letters_for(m.flags, &f.keywords, "");
