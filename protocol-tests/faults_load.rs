@@ -14,42 +14,16 @@
 use std::time::Instant;
 
 use crate::faults_support::env_count;
-use crate::support::sync::{
-    twinbox_bin, wait_with_timeout, ImapSide, MailSide, RunOutcome, SyncBed,
-};
+use crate::support::sync::{twinbox_bin, ImapSide, MailSide, RunOutcome, SyncBed};
 use twinbox::testbed::sample_messages;
 
 /// Runs twinbox under `/usr/bin/time`; returns the outcome and the peak RSS in KiB.
 fn run_measured(bed: &SyncBed<ImapSide>, args: &[&str]) -> (RunOutcome, u64) {
-    let mut c = std::process::Command::new("/usr/bin/time");
-    c.args(["-f", "TWINBOX-MAXRSS-KB %M", twinbox_bin(), "-c"])
-        .arg(bed.config_path())
-        .args(args)
-        .env_remove("TWINBOX_FAULT_AFTER")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = c.spawn().expect("spawn /usr/bin/time twinbox");
-    let out = wait_with_timeout(child, std::time::Duration::from_secs(3600)).expect("run");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let rss = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("TWINBOX-MAXRSS-KB "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no peak RSS from /usr/bin/time:\n{stderr}"));
-    let summary = stdout
-        .lines()
-        .rev()
-        .find_map(crate::support::sync::Summary::parse);
-    (
-        RunOutcome {
-            code: out.status.code(),
-            stdout,
-            stderr,
-            summary,
-        },
-        rss,
+    crate::faults_support::run_measured(
+        twinbox_bin(),
+        &bed.config_path(),
+        args,
+        std::time::Duration::from_secs(3600),
     )
 }
 

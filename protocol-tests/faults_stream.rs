@@ -10,7 +10,7 @@
 use crate::faults_support::env_count;
 use crate::maildir_bed::Engine;
 use crate::maildir_side::maildir_bed;
-use crate::support::sync::{twinbox_bin, wait_with_timeout, MailSide, RunOutcome, SyncBed};
+use crate::support::sync::{twinbox_bin, MailSide, RunOutcome, SyncBed};
 
 /// How far above the small-sync baseline the peak may go (the goal is < 25 MiB).
 const MARGIN_KIB: u64 = 32 * 1024;
@@ -43,35 +43,12 @@ fn small_message(tag: &str) -> Vec<u8> {
 /// returns the outcome and its peak RSS in KiB.
 fn run_measured<L: MailSide>(bed: &SyncBed<L>) -> (RunOutcome, u64) {
     let bin = std::env::var("TWINBOX_STREAM_BIN").unwrap_or_else(|_| twinbox_bin().to_string());
-    let mut c = std::process::Command::new("/usr/bin/time");
-    c.args(["-f", "TWINBOX-MAXRSS-KB %M"])
-        .arg(bin)
-        .arg("-c")
-        .arg(bed.config_path())
-        .arg("-1")
-        .env_remove("TWINBOX_FAULT_AFTER")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = c.spawn().expect("spawn /usr/bin/time twinbox");
-    let out = wait_with_timeout(child, std::time::Duration::from_secs(1800)).expect("run");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let rss = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("TWINBOX-MAXRSS-KB "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no peak RSS from /usr/bin/time:\n{stderr}"));
-    let summary = stdout
-        .lines()
-        .rev()
-        .find_map(crate::support::sync::Summary::parse);
-    let run = RunOutcome {
-        code: out.status.code(),
-        stdout,
-        stderr,
-        summary,
-    };
+    let (run, rss) = crate::faults_support::run_measured(
+        &bin,
+        &bed.config_path(),
+        &["-1"],
+        std::time::Duration::from_secs(1800),
+    );
     assert!(run.ok(), "twinbox run failed:\n{run}");
     (run, rss)
 }

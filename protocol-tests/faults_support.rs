@@ -4,7 +4,7 @@
 //! consistent).
 
 use crate::support::proxy::Proxy;
-use crate::support::sync::{ImapSide, RunOutcome, Snapshot, SyncBed};
+use crate::support::sync::{wait_with_timeout, ImapSide, RunOutcome, Snapshot, SyncBed};
 
 /// Seconds of `socktimeout` in the faults beds: short, so stalls end quickly.
 pub const SOCKTIMEOUT: u64 = 3;
@@ -102,4 +102,44 @@ pub fn wait_sessions_ended(dv: &twinbox::testbed::Dovecot) {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Runs `bin -c config args...` under `/usr/bin/time` (at most `limit`); returns the
+/// outcome and the peak RSS in KiB.
+pub fn run_measured(
+    bin: &str,
+    config: &std::path::Path,
+    args: &[&str],
+    limit: std::time::Duration,
+) -> (RunOutcome, u64) {
+    let mut c = std::process::Command::new("/usr/bin/time");
+    c.args(["-f", "TWINBOX-MAXRSS-KB %M", bin, "-c"])
+        .arg(config)
+        .args(args)
+        .env_remove("TWINBOX_FAULT_AFTER")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().expect("spawn /usr/bin/time twinbox");
+    let out = wait_with_timeout(child, limit).expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let rss = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("TWINBOX-MAXRSS-KB "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak RSS from /usr/bin/time:\n{stderr}"));
+    let summary = stdout
+        .lines()
+        .rev()
+        .find_map(crate::support::sync::Summary::parse);
+    (
+        RunOutcome {
+            code: out.status.code(),
+            stdout,
+            stderr,
+            summary,
+        },
+        rss,
+    )
 }
